@@ -1,0 +1,159 @@
+"""The backward walk: from the output's node to the leaves, in reverse creation order.
+
+Every node gets a creation number `seq` when its op runs, and an op's inputs always exist
+before it does. So visiting the reachable nodes in *decreasing* `seq` is a valid reverse
+topological order: when a node runs, every node that could send it a gradient has already run.
+This needs no recursion (a 10,000-op chain is fine) and is deterministic.
+
+Gradients for a node's outputs collect in a buffer (summed when several consumers send one),
+the node's backward turns them into gradients for its inputs, and those are passed along
+`next_edges`. Leaves are `AccumulateGrad` nodes: there the gradient is added to `tensor.grad`
+(or captured, for `autograd.grad`).
+"""
+from __future__ import annotations
+
+from . import function as _fn
+from .grad_mode import _state
+
+
+def _collect_nodes(root_nodes):
+    """Every node reachable from the roots, by iterative depth-first search."""
+    seen = set()
+    order = []
+    stack = list(root_nodes)
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        order.append(node)
+        for edge in node.next_edges:
+            if edge is not None and edge[0] not in seen:
+                stack.append(edge[0])
+    order.sort(key=lambda n: n.seq, reverse=True)
+    return order
+
+
+def _owned(grad, be):
+    """A gradient stored in `.grad` must be a private, writable, contiguous array: users and
+    optimizers modify `.grad` in place (clipping, zero_), and a gradient coming out of backward
+    may be a broadcast view or shared by two inputs (add passes the same tensor to both)."""
+    a = grad._data
+    if getattr(a, "base", None) is None and a.flags.c_contiguous and a.flags.writeable:
+        return grad
+    return _fn._Tensor._wrap(be.xp.ascontiguousarray(a).copy(), be, None, 0)
+
+
+def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
+                 capture=None, accumulate: bool = True):
+    """Propagate `root_grads` from `roots` back through the graph.
+
+    capture: optional dict {(node, output_nr): None}; filled with the gradient arriving at each
+             key instead of (or, for leaves, as well as) accumulating. Used by `autograd.grad`.
+    accumulate: add into the leaves' `.grad` (False for `autograd.grad`).
+    """
+    buffers = {}
+    for t, g in zip(roots, root_grads):
+        node = t.grad_fn if t.grad_fn is not None else t._accumulator()
+        slots = buffers.setdefault(node, [None] * _n_outputs(node))
+        i = t._out_nr
+        slots[i] = g if slots[i] is None else slots[i] + g
+
+    prev_mode = _state[0]
+    _state[0] = create_graph  # record the backward ops only when a graph of the gradient is wanted
+    given_to_leaves = set()
+    try:
+        for node in _collect_nodes(list(buffers)):
+            grads = buffers.pop(node, None)
+            if grads is None:
+                continue
+            if node.is_leaf_node:
+                _finish_leaf(node, grads[0], capture, accumulate, create_graph, given_to_leaves)
+                continue
+            grads = _run_pre_hooks(node, grads)
+            if capture is not None:
+                for i, g in enumerate(grads):
+                    if (node, i) in capture:
+                        capture[(node, i)] = g
+            in_grads = _call_backward(node, grads, create_graph)
+            for edge, g in zip(node.next_edges, in_grads):
+                if edge is None or g is None:
+                    continue
+                target, nr = edge
+                slots = buffers.get(target)
+                if slots is None:
+                    slots = buffers[target] = [None] * _n_outputs(target)
+                slots[nr] = g if slots[nr] is None else slots[nr] + g
+            if not retain_graph:
+                node.release()
+    finally:
+        _state[0] = prev_mode
+
+
+def _n_outputs(node) -> int:
+    return 1 if node.is_leaf_node else node._n_out
+
+
+def _run_pre_hooks(node, grads):
+    hooks = node.__dict__.get("_grad_hooks")
+    if not hooks:
+        return grads
+    grads = list(grads)
+    for i, fns in hooks.items():
+        if grads[i] is None:
+            continue
+        for fn in fns:
+            new = fn(grads[i])
+            if new is not None:
+                grads[i] = new
+    return grads
+
+
+def _call_backward(node, grads, create_graph):
+    node._raise_if_freed()
+    if create_graph and not node.differentiable:
+        raise RuntimeError(
+            f"{node.name()} uses a fused backward that cannot itself be differentiated, so "
+            "create_graph=True cannot give higher-order gradients through it. Use the composite "
+            "form of this op (see its docstring) when you need double backward.")
+    if len(grads) > 1 and any(g is None for g in grads):
+        # a multi-output op whose outputs were not all used: give it zeros, not None
+        be = node._be
+        grads = [g if g is not None else _fn._Tensor._wrap(be.xp.zeros(shape, dtype), be, None, 0)
+                 for g, (shape, dtype) in zip(grads, node._out_meta)]
+    out = type(node).backward(node, *grads)
+    if type(out) is not tuple:
+        out = (out,)
+    n_in = len(node.next_edges)
+    if len(out) != n_in:
+        raise RuntimeError(f"{node.name()} returned {len(out)} gradients but its forward took "
+                           f"{n_in} arguments (return None for non-differentiable ones)")
+    return out
+
+
+def _finish_leaf(node, grad, capture, accumulate, create_graph, given_to_leaves):
+    t = node.variable
+    for fn in t._hooks or ():
+        new = fn(grad)
+        if new is not None:
+            grad = new
+    if capture is not None and (node, 0) in capture:
+        capture[(node, 0)] = grad
+    if not accumulate:
+        return
+    if grad.shape != t.shape:
+        raise RuntimeError(f"internal error: gradient of shape {grad.shape} for a leaf of shape "
+                           f"{t.shape}")
+    if t.grad is None:
+        if not create_graph:
+            if id(grad._data) in given_to_leaves:
+                grad = _fn._Tensor._wrap(grad._data.copy(), t._be, None, 0)
+            grad = _owned(grad, t._be)
+            given_to_leaves.add(id(grad._data))
+            grad = grad.detach() if grad.grad_fn is not None else grad
+        t.grad = grad
+    else:
+        # out of place: the old .grad may be referenced elsewhere; with create_graph this
+        # addition is itself recorded, so the gradient stays differentiable
+        t.grad = t.grad + grad if create_graph else _fn._Tensor._wrap(
+            t.grad._data + grad._data, t._be, None, 0)

@@ -1,0 +1,206 @@
+"""`Function`: one differentiable op — forward on backend arrays, backward on Tensors.
+
+An op is a subclass with two static methods:
+
+    class Mul(Function):
+        @staticmethod
+        def forward(ctx, a, b):                 # a, b: backend arrays (numpy/cupy)
+            ctx.save_for_backward(*ctx.inputs)  # ctx.inputs: the original Tensor arguments
+            return a * b
+        @staticmethod
+        def backward(ctx, grad):                # grad: a Tensor shaped like the output
+            a, b = ctx.saved_tensors
+            return grad * b, grad * a           # one gradient (or None) per forward argument
+
+`Mul.apply(x, y)` runs forward and, when recording is on and an input requires grad, turns the
+`ctx` object itself into the graph node of the output: it remembers where each input's gradient
+must go next (`next_edges`) and a creation number `seq` that orders the backward walk.
+
+Because backward is written with minidl ops, running it with recording on builds a graph of the
+gradient itself: that is how `create_graph=True` gives second derivatives for free. Fused ops
+whose backward is array code set `differentiable = False`; the engine then refuses
+`create_graph=True` through them with a clear error instead of a silently wrong answer.
+
+Saved tensors carry a version stamp: if one is modified in place after it was saved, reading
+`ctx.saved_tensors` during backward raises and names the op.
+"""
+from __future__ import annotations
+
+import itertools
+
+from .grad_mode import _state
+
+_Tensor = None  # minidl.tensor.Tensor, set by minidl.tensor at import (it is a floor above)
+_next_seq = itertools.count().__next__
+
+
+class AccumulateGrad:
+    """The graph node of a leaf tensor: gradients arriving here are added to `tensor.grad`."""
+
+    __slots__ = ("variable", "next_edges", "seq", "__weakref__")
+    is_leaf_node = True
+
+    def __init__(self, variable):
+        self.variable = variable
+        self.next_edges = ()
+        self.seq = -1  # after every op node in the walk: leaves are reached last
+
+    def name(self) -> str:
+        return "AccumulateGrad"
+
+
+class Function:
+    """Base class of every differentiable op. See the module docstring for the protocol."""
+
+    differentiable = True   # False: backward is fused array code (no higher-order gradients)
+    is_view = False         # True: the output shares memory with the first input (reshape, slice)
+    is_leaf_node = False
+
+    # ---- what forward may use ---------------------------------------------------------------
+    def save_for_backward(self, *tensors) -> None:
+        """Keep Tensors (usually from `ctx.inputs`) for backward, stamped with their versions."""
+        self._saved = tensors
+        self._saved_versions = tuple(
+            (t._version, t._version[0]) if isinstance(t, _Tensor) else None for t in tensors)
+
+    def save_output(self, array, index: int = 0) -> None:
+        """Keep an output array for backward (e.g. exp's result); read it with `ctx.output()`."""
+        self._saved_out = (index, array)
+
+    # ---- what backward may use --------------------------------------------------------------
+    @property
+    def saved_tensors(self):
+        saved = self.__dict__.get("_saved")
+        if saved is None:
+            self._raise_if_freed()
+            return ()
+        for t, stamp in zip(saved, self._saved_versions):
+            if stamp is not None and stamp[0][0] != stamp[1]:
+                raise RuntimeError(
+                    f"one of the tensors needed for gradient computation has been modified by an "
+                    f"in-place operation: a {tuple(t.shape)} tensor saved by {self.name()} is at "
+                    f"version {stamp[0][0]}; expected version {stamp[1]}. Replace the in-place op "
+                    f"(x += ..., x[...] = ..., x.add_(...)) by its out-of-place form, or clone() "
+                    f"the tensor before modifying it.")
+        return saved
+
+    def output(self):
+        """The saved output as a Tensor connected to this node (so double backward works)."""
+        saved = self.__dict__.get("_saved_out")
+        if saved is None:
+            self._raise_if_freed()
+            raise RuntimeError(f"{self.name()} did not save its output")
+        index, array = saved
+        version, stamp = self._out_version
+        if version[0] != stamp:
+            raise RuntimeError(
+                f"the output of {self.name()} was needed for its gradient but has been modified "
+                f"by an in-place operation (version {version[0]}, expected {stamp}); use the "
+                f"out-of-place form of the later op, or clone() the output first.")
+        out = _Tensor._wrap(array, self._be, self if _state[0] else None, index)
+        out._version = version
+        return out
+
+    def _raise_if_freed(self):
+        if self.__dict__.get("_freed"):
+            raise RuntimeError(
+                f"Trying to backward through the graph a second time (through {self.name()}): "
+                "the graph's saved values were freed by the first backward. Pass "
+                "retain_graph=True to the first backward() or autograd.grad() call if you need "
+                "to go through the same graph again.")
+
+    def name(self) -> str:
+        return type(self).__name__ + "Backward"
+
+    def release(self) -> None:
+        """Drop everything saved (arrays, tensors) once backward is done with this node."""
+        keep = (self.next_edges, self.seq, self._n_out)
+        self.__dict__.clear()
+        self.next_edges, self.seq, self._n_out = keep
+        self._freed = True
+
+    # ---- running the op ---------------------------------------------------------------------
+    @staticmethod
+    def forward(ctx, *args, **kwargs):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, *grad_outputs):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        Tensor = _Tensor
+        ctx = cls.__new__(cls)
+        arrays = []
+        needs = []
+        any_grad = False
+        be = None
+        for a in args:
+            if isinstance(a, Tensor):
+                if be is None:
+                    be = a._be
+                elif a._be is not be:
+                    _raise_device_mismatch(cls, args)
+                arrays.append(a._data)
+                rg = a._requires_grad
+                needs.append(rg)
+                any_grad = any_grad or rg
+            else:
+                arrays.append(a)
+                needs.append(False)
+        record = any_grad and _state[0]
+        ctx.inputs = args
+        ctx.needs_input_grad = needs
+        ctx._be = be
+        result = cls.forward(ctx, *arrays, **kwargs)
+        del ctx.inputs
+        be = ctx.__dict__.get("out_be", be)  # an op may put its result on another device
+        multi = type(result) is tuple
+        outs = result if multi else (result,)
+        if not record:
+            wrapped = tuple(Tensor._wrap(o, be, None, 0) for o in outs)
+            if cls.is_view:
+                _share_version(args[0], wrapped)
+            return wrapped if multi else wrapped[0]
+        edges = []
+        for a, need in zip(args, needs):
+            if need:
+                fn = a.grad_fn
+                edges.append((fn, a._out_nr) if fn is not None else (a._accumulator(), 0))
+            else:
+                edges.append(None)
+        ctx.next_edges = edges
+        ctx.seq = _next_seq()
+        ctx._n_out = len(outs)
+        wrapped = []
+        for i, o in enumerate(outs):
+            # integer outputs (argmax indices, masks) carry no gradient
+            differentiable = o.dtype.kind in "fc"
+            wrapped.append(Tensor._wrap(o, be, ctx if differentiable else None, i))
+        if cls.is_view:
+            _share_version(args[0], wrapped)
+        saved_out = ctx.__dict__.get("_saved_out")
+        if saved_out is not None:
+            t = wrapped[saved_out[0]]
+            ctx._out_version = (t._version, t._version[0])
+        if multi:
+            ctx._out_meta = [(o.shape, o.dtype) for o in outs]
+            return tuple(wrapped)
+        return wrapped[0]
+
+
+def _share_version(src, outs):
+    """Views see the same memory, so an in-place change through any of them must be noticed
+    by every saved copy: they share one version counter and remember their base tensor."""
+    base = src._base if src._base is not None else src
+    for o in outs:
+        o._version = src._version
+        o._base = base
+
+
+def _raise_device_mismatch(cls, args):
+    devices = [str(a.device) for a in args if isinstance(a, _Tensor)]
+    raise RuntimeError(
+        f"{cls.__name__.lower()}: expected all tensors on the same device, but found tensors on "
+        f"{' and '.join(sorted(set(devices)))}; move them with .to(device) first.")

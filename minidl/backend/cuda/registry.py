@@ -1,0 +1,183 @@
+"""Which kernel implements which op, how it is launched, and what shapes it accepts.
+
+One entry per (op, version) of a kernel ladder. The `.cu` file's header lists the same
+entries as `[op vN] kernel_a, kernel_b`; tests/kernels/test_ladder_sync.py fails if the
+header, this registry and the file's `__global__` functions ever disagree.
+
+A launch is computed from a `Problem` (the sizes the host wrapper read off the arrays) and
+the block size; `check` raises ShapeLimitError *before* a launch whose shape the version
+cannot handle (a GPU would otherwise compute garbage or fault).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+INT32_MAX = 2**31 - 1
+GRID_YZ_MAX = 65535
+
+
+class ShapeLimitError(ValueError):
+    """A kernel version was asked for a shape or block size outside its stated limits."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Sizes of one call, read off the arrays by the host wrapper."""
+    itemsize: int
+    rows: int = 0
+    cols: int = 0
+    n: int = 0
+    m: int = 0
+    k: int = 0
+    batch: int = 1
+
+
+@dataclass(frozen=True)
+class Launch:
+    grid: tuple
+    block: tuple
+    shared_mem: int = 0
+
+
+@dataclass(frozen=True)
+class KernelVersion:
+    op: str
+    version: int
+    file: str
+    kernels: tuple[str, ...]       # base names; the launcher appends _f32 / _f64
+    idea: str
+    default_block: int
+    launch: Callable[[Problem, int], Launch]
+    limits: tuple[Callable[[Problem, int], str | None], ...] = field(default=())
+
+    def check(self, problem: Problem, block: int) -> None:
+        for limit in self.limits:
+            message = limit(problem, block)
+            if message:
+                raise ShapeLimitError(f"{self.op} v{self.version} ({self.file}): {message}")
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+# ---- reusable limits: each returns None when fine, else what is wrong ----
+
+def block_multiple_of_32(p: Problem, block: int):
+    if block % 32 or not 32 <= block <= 1024:
+        return f"blockDim.x must be a multiple of 32 in [32, 1024], got {block}"
+
+
+def block_power_of_two(p: Problem, block: int):
+    if block < 32 or block > 1024 or block & (block - 1):
+        return f"blockDim.x must be a power of two in [32, 1024] (tree reduction), got {block}"
+
+
+def rows_fit_grid_x(p: Problem, block: int):
+    if p.rows > INT32_MAX:
+        return f"at most {INT32_MAX} rows (one block per row on gridDim.x), got {p.rows}"
+
+
+def cols_fit_int(p: Problem, block: int):
+    if p.cols > INT32_MAX:
+        return f"cols must fit a 32-bit int, got {p.cols}"
+
+
+def grid_x_blocks(p: Problem, block: int):
+    if ceil_div(p.n, block) > INT32_MAX:
+        return f"n = {p.n} needs more than {INT32_MAX} blocks of {block}"
+
+
+def matmul_limits(tile: int):
+    def limit(p: Problem, block: int):
+        if max(p.m, p.n, p.k) > INT32_MAX:
+            return f"M, N, K must fit a 32-bit int, got {(p.m, p.n, p.k)}"
+        if ceil_div(p.m, tile) > GRID_YZ_MAX or p.batch > GRID_YZ_MAX:
+            return f"ceil(M / {tile}) and the batch must be <= {GRID_YZ_MAX}, got M={p.m}, batch={p.batch}"
+    return limit
+
+
+# ---- the ladders ----
+
+def _one_thread_per_row(p: Problem, block: int) -> Launch:
+    return Launch((max(1, ceil_div(p.rows, block)),), (block,))
+
+
+def _one_block_per_row(p: Problem, block: int) -> Launch:
+    return Launch((p.rows,), (block,))
+
+
+def _tree_smem_per_row(p: Problem, block: int) -> Launch:
+    return Launch((p.rows,), (block,), block * p.itemsize)
+
+
+def _matmul_launch(tile: int):
+    def launch(p: Problem, block: int) -> Launch:
+        return Launch((ceil_div(p.n, tile), ceil_div(p.m, tile), p.batch), (16, 16))
+    return launch
+
+
+SUM_V3_MAX_BLOCKS = 256  # grid-stride versions: a fixed grid large enough to fill an H100
+
+
+def _sum_grid_stride(p: Problem, block: int) -> Launch:
+    return Launch((max(1, min(SUM_V3_MAX_BLOCKS, ceil_div(p.n, block))),), (block,))
+
+
+_ENTRIES = [
+    KernelVersion("softmax_forward", 1, "softmax.cu", ("softmax_fwd_v1",),
+                  "one thread per row, three passes", 128, _one_thread_per_row, (cols_fit_int,)),
+    KernelVersion("softmax_forward", 2, "softmax.cu", ("softmax_fwd_v2",),
+                  "block per row, shared-memory tree reduction", 256, _tree_smem_per_row,
+                  (block_power_of_two, rows_fit_grid_x, cols_fit_int)),
+    KernelVersion("softmax_forward", 3, "softmax.cu", ("softmax_fwd_v3",),
+                  "block per row, warp-shuffle reduction", 256, _one_block_per_row,
+                  (block_multiple_of_32, rows_fit_grid_x, cols_fit_int)),
+    KernelVersion("softmax_forward", 4, "softmax.cu", ("softmax_fwd_v4",),
+                  "online softmax: max and sum in one read", 256, _one_block_per_row,
+                  (block_multiple_of_32, rows_fit_grid_x, cols_fit_int)),
+    KernelVersion("softmax_backward", 1, "softmax.cu", ("softmax_bwd_v1",),
+                  "one thread per row", 128, _one_thread_per_row, (cols_fit_int,)),
+    KernelVersion("softmax_backward", 2, "softmax.cu", ("softmax_bwd_v2",),
+                  "block per row, warp-shuffle reduction", 256, _one_block_per_row,
+                  (block_multiple_of_32, rows_fit_grid_x, cols_fit_int)),
+    KernelVersion("sum", 1, "reduce.cu", ("sum_v1",), "one atomicAdd per element", 256,
+                  lambda p, b: Launch((max(1, ceil_div(p.n, b)),), (b,)), (grid_x_blocks,)),
+    KernelVersion("sum", 2, "reduce.cu", ("sum_v2",), "shared-memory tree per block, one atomic per block",
+                  256, lambda p, b: Launch((max(1, ceil_div(p.n, b)),), (b,), b * p.itemsize),
+                  (block_power_of_two, grid_x_blocks)),
+    KernelVersion("sum", 3, "reduce.cu", ("sum_v3",), "grid-stride loop + warp shuffles", 256,
+                  _sum_grid_stride, (block_multiple_of_32,)),
+    KernelVersion("sum", 4, "reduce.cu", ("sum_v4_partials", "sum_v4_finish"),
+                  "deterministic two-pass, no atomics", 256, _sum_grid_stride, (block_multiple_of_32,)),
+    KernelVersion("matmul", 1, "matmul.cu", ("matmul_v1",), "one thread per output", 256,
+                  _matmul_launch(16), (matmul_limits(16),)),
+    KernelVersion("matmul", 2, "matmul.cu", ("matmul_v2",), "16x16 shared-memory tiles", 256,
+                  _matmul_launch(16), (matmul_limits(16),)),
+    KernelVersion("matmul", 3, "matmul.cu", ("matmul_v3",), "64x64 tiles, 4x4 register blocking", 256,
+                  _matmul_launch(64), (matmul_limits(64),)),
+]
+
+REGISTRY: dict[tuple[str, int], KernelVersion] = {(e.op, e.version): e for e in _ENTRIES}
+
+
+def versions(op: str) -> list[int]:
+    found = sorted(v for (o, v) in REGISTRY if o == op)
+    if not found:
+        ops = sorted({o for o, _ in REGISTRY})
+        raise KeyError(f"no kernels registered for op {op!r}; registered ops: {ops}")
+    return found
+
+
+def lookup(op: str, version: int | None = None) -> KernelVersion:
+    """The entry for (op, version); version None means the highest (the best) one."""
+    available = versions(op)
+    version = available[-1] if version is None else version
+    if (op, version) not in REGISTRY:
+        raise KeyError(f"{op} has no version {version}; available: {available}")
+    return REGISTRY[(op, version)]
+
+
+def entries_for_file(file_name: str) -> list[KernelVersion]:
+    return [e for e in _ENTRIES if e.file == file_name]

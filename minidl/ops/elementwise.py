@@ -1,0 +1,536 @@
+"""Elementwise ops: arithmetic, math functions, comparisons, casts and device moves.
+
+Binary ops broadcast like NumPy/PyTorch; their backward sums the gradient back over the
+broadcast dimensions (`sum_to_shape`). Every backward is written with minidl ops, so it can be
+differentiated again. Activations live in activation.py.
+"""
+from __future__ import annotations
+
+from .. import dtypes as _dt
+from ..autograd.function import Function
+from ._util import Tensor, binary_operands, sum_to_shape, promote_for_scalar, check_float
+
+
+def _shape(x):
+    return getattr(x, "shape", None)
+
+
+# ---- arithmetic ----------------------------------------------------------------------------
+class Add(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.shapes = (_shape(a), _shape(b))
+        return a + b
+
+    @staticmethod
+    def backward(ctx, grad):
+        sa, sb = ctx.shapes
+        na, nb = ctx.needs_input_grad
+        return (sum_to_shape(grad, sa) if na else None, sum_to_shape(grad, sb) if nb else None)
+
+
+class Sub(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.shapes = (_shape(a), _shape(b))
+        return a - b
+
+    @staticmethod
+    def backward(ctx, grad):
+        sa, sb = ctx.shapes
+        na, nb = ctx.needs_input_grad
+        return (sum_to_shape(grad, sa) if na else None, sum_to_shape(-grad, sb) if nb else None)
+
+
+class Mul(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        na, nb = ctx.needs_input_grad
+        # keep only what the gradient formulas will read: d(ab)/da = b, d(ab)/db = a
+        ctx.save_for_backward(ctx.inputs[1] if na else None, ctx.inputs[0] if nb else None)
+        ctx.shapes = (_shape(a), _shape(b))
+        return a * b
+
+    @staticmethod
+    def backward(ctx, grad):
+        b, a = ctx.saved_tensors
+        sa, sb = ctx.shapes
+        na, nb = ctx.needs_input_grad
+        return (sum_to_shape(grad * b, sa) if na else None,
+                sum_to_shape(grad * a, sb) if nb else None)
+
+
+class Div(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(*ctx.inputs)
+        ctx.shapes = (_shape(a), _shape(b))
+        return a / b
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        sa, sb = ctx.shapes
+        na, nb = ctx.needs_input_grad
+        ga = sum_to_shape(grad / b, sa) if na else None
+        # d(a/b)/db = -a / b^2
+        gb = sum_to_shape(-grad * a / (b * b), sb) if nb else None
+        return ga, gb
+
+
+class Pow(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        xp = ctx._be.xp
+        ctx.save_for_backward(*ctx.inputs)
+        ctx.shapes = (_shape(a), _shape(b))
+        if isinstance(b, (int, float)):
+            if b == 2:
+                return a * a
+            if b == 0.5:
+                return xp.sqrt(a)
+            return a ** b
+        return xp.power(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        sa, sb = ctx.shapes
+        na, nb = ctx.needs_input_grad
+        ga = gb = None
+        if na:
+            if isinstance(b, (int, float)):
+                # d(a^n)/da = n a^(n-1); n == 0 gives 0 everywhere (not 0 * a^-1 = nan at 0)
+                ga = grad * 0.0 if b == 0 else grad * (b * a ** (b - 1))
+            else:
+                ga = grad * b * a ** (b - 1)
+            ga = sum_to_shape(ga, sa)
+        if nb:
+            # d(a^b)/db = a^b log(a); PyTorch takes it as 0 where a == 0 (and b >= 0)
+            a_t = a if isinstance(a, Tensor) else Tensor._wrap(ctx._be.xp.asarray(a, dtype=b._data.dtype), ctx._be, None, 0)
+            safe = where(a_t == 0, ones_like_op(a_t), a_t)
+            gb = sum_to_shape(grad * (a_t ** b) * log(safe), sb)
+        return ga, gb
+
+
+class Neg(Function):
+    @staticmethod
+    def forward(ctx, a):
+        return -a
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -grad
+
+
+def add(a, b, alpha=1):
+    if alpha != 1:
+        b = mul(b, alpha)
+    a, b = binary_operands(a, b)
+    if not isinstance(a, Tensor):
+        a, b = b, a  # number + tensor: addition commutes
+    return Add.apply(promote_for_scalar(a, b), b)
+
+
+def sub(a, b, alpha=1):
+    if alpha != 1:
+        b = mul(b, alpha)
+    a, b = binary_operands(a, b)
+    if isinstance(a, Tensor):
+        return Sub.apply(promote_for_scalar(a, b), b)
+    return Sub.apply(a, promote_for_scalar(b, a))
+
+
+def mul(a, b):
+    a, b = binary_operands(a, b)
+    if not isinstance(a, Tensor):
+        a, b = b, a
+    return Mul.apply(promote_for_scalar(a, b), b)
+
+
+def div(a, b, rounding_mode=None):
+    """True division (integers give the default float), or 'floor'/'trunc' division."""
+    a, b = binary_operands(a, b)
+    if rounding_mode is not None:
+        return _rounded_div(a, b, rounding_mode)
+    t = a if isinstance(a, Tensor) else b
+    if t._data.dtype.kind != "f":
+        t_float = to_dtype(t, _dt.get_default_dtype())
+        a, b = (t_float, b) if t is a else (a, t_float)
+        if isinstance(a, Tensor) and isinstance(b, Tensor) and a._data.dtype != b._data.dtype:
+            a, b = binary_operands(a, to_dtype(b, a.dtype))
+    return Div.apply(a, b)
+
+
+def _rounded_div(a, b, mode):
+    ta = a if isinstance(a, Tensor) else b
+    xp = ta._be.xp
+    aa = a._data if isinstance(a, Tensor) else a
+    bb = b._data if isinstance(b, Tensor) else b
+    if mode == "floor":
+        out = xp.floor_divide(aa, bb)
+    elif mode == "trunc":
+        q = xp.true_divide(aa, bb)
+        out = xp.trunc(q).astype(xp.result_type(aa, bb)) if ta._data.dtype.kind != "f" else xp.trunc(q)
+    else:
+        raise ValueError(f"div: rounding_mode must be None, 'floor' or 'trunc', got {mode!r}")
+    return Tensor._wrap(out, ta._be, None, 0)
+
+
+def pow(a, b):
+    if isinstance(a, Tensor) and isinstance(b, (int, float)) and not isinstance(b, bool):
+        a = promote_for_scalar(a, b)
+        return Pow.apply(a, b)
+    a, b = binary_operands(a, b)
+    if not isinstance(a, Tensor):
+        b = promote_for_scalar(b, a)
+    return Pow.apply(a, b)
+
+
+def neg(a):
+    return Neg.apply(a)
+
+
+def remainder(a, b):
+    a, b = binary_operands(a, b)
+    t = a if isinstance(a, Tensor) else b
+    return Tensor._wrap(t._be.xp.remainder(a._data if isinstance(a, Tensor) else a,
+                                           b._data if isinstance(b, Tensor) else b), t._be, None, 0)
+
+
+# ---- unary math ----------------------------------------------------------------------------
+def _unary(name, fn_forward, backward_fn, saves="input"):
+    """Build a unary Function class: forward calls xp.<fn>, backward a formula in minidl ops."""
+
+    def forward(ctx, x):
+        y = fn_forward(ctx._be.xp, x)
+        if saves == "output":
+            ctx.save_output(y)
+        elif saves == "input":
+            ctx.save_for_backward(ctx.inputs[0])
+        return y
+
+    def backward(ctx, grad):
+        if saves == "output":
+            return backward_fn(grad, ctx.output())
+        if saves == "input":
+            return backward_fn(grad, ctx.saved_tensors[0])
+        return backward_fn(grad, None)
+
+    return type(name, (Function,), {"forward": staticmethod(forward),
+                                    "backward": staticmethod(backward)})
+
+
+Exp = _unary("Exp", lambda xp, x: xp.exp(x), lambda g, y: g * y, "output")
+Log = _unary("Log", lambda xp, x: xp.log(x), lambda g, x: g / x)
+Log1p = _unary("Log1p", lambda xp, x: xp.log1p(x), lambda g, x: g / (x + 1))
+Sqrt = _unary("Sqrt", lambda xp, x: xp.sqrt(x), lambda g, y: g / (y * 2), "output")
+# y = x^(-1/2): dy/dx = -x^(-3/2) / 2 = -y^3 / 2
+Rsqrt = _unary("Rsqrt", lambda xp, x: 1 / xp.sqrt(x), lambda g, y: g * (y * y * y) * -0.5, "output")
+Sin = _unary("Sin", lambda xp, x: xp.sin(x), lambda g, x: g * cos(x))
+Cos = _unary("Cos", lambda xp, x: xp.cos(x), lambda g, x: -(g * sin(x)))
+Tanh = _unary("Tanh", lambda xp, x: xp.tanh(x), lambda g, y: g * (1 - y * y), "output")
+# |x|' = sign(x); PyTorch uses 0 at x == 0
+Abs = _unary("Abs", lambda xp, x: xp.abs(x), lambda g, x: g * sign(x))
+# Step functions: derivative 0 almost everywhere (PyTorch returns zeros, not an error)
+Floor = _unary("Floor", lambda xp, x: xp.floor(x), lambda g, _: g * 0, None)
+Ceil = _unary("Ceil", lambda xp, x: xp.ceil(x), lambda g, _: g * 0, None)
+Round = _unary("Round", lambda xp, x: xp.round(x), lambda g, _: g * 0, None)
+Trunc = _unary("Trunc", lambda xp, x: xp.trunc(x), lambda g, _: g * 0, None)
+
+
+def _float_unary(cls, name):
+    def op(x):
+        if x._data.dtype.kind != "f":
+            x = to_dtype(x, _dt.get_default_dtype())  # exp(int tensor) is float, as in PyTorch
+        return cls.apply(x)
+    op.__name__ = name
+    op.__doc__ = f"Elementwise {name}; integer inputs are converted to the default float dtype."
+    return op
+
+
+exp = _float_unary(Exp, "exp")
+log = _float_unary(Log, "log")
+log1p = _float_unary(Log1p, "log1p")
+sqrt = _float_unary(Sqrt, "sqrt")
+rsqrt = _float_unary(Rsqrt, "rsqrt")
+sin = _float_unary(Sin, "sin")
+cos = _float_unary(Cos, "cos")
+tanh = _float_unary(Tanh, "tanh")
+
+
+def abs(x):
+    return Abs.apply(x)
+
+
+def floor(x):
+    return Floor.apply(x) if x._data.dtype.kind == "f" else x
+
+
+def ceil(x):
+    return Ceil.apply(x) if x._data.dtype.kind == "f" else x
+
+
+def round(x):
+    return Round.apply(x) if x._data.dtype.kind == "f" else x
+
+
+def trunc(x):
+    return Trunc.apply(x) if x._data.dtype.kind == "f" else x
+
+
+def sign(x):
+    return _no_grad_result(x, x._be.xp.sign(x._data))
+
+
+def _no_grad_result(like: Tensor, arr):
+    return Tensor._wrap(arr, like._be, None, 0)
+
+
+# ---- clamp, maximum, minimum, where --------------------------------------------------------
+class Clamp(Function):
+    @staticmethod
+    def forward(ctx, x, lo, hi):
+        ctx.save_for_backward(ctx.inputs[0])
+        ctx.bounds = (lo, hi)
+        xp = ctx._be.xp
+        return xp.clip(x, lo, hi) if (lo is not None or hi is not None) else x.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        lo, hi = ctx.bounds
+        # the gradient passes where the input was inside [lo, hi], bounds included
+        keep = None
+        if lo is not None:
+            keep = x >= lo
+        if hi is not None:
+            keep = (x <= hi) if keep is None else keep & (x <= hi)
+        return (grad if keep is None else grad * keep.to(grad.dtype)), None, None
+
+
+def clamp(x, min=None, max=None):
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min and max must be given")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        out = x
+        if min is not None:
+            out = maximum(out, min)
+        if max is not None:
+            out = minimum(out, max)
+        return out
+    x = promote_for_scalar(x, min if min is not None else max)
+    return Clamp.apply(x, min, max)
+
+
+clip = clamp
+
+
+class _MinMax(Function):
+    """maximum/minimum: the gradient goes to the larger (smaller) input; on ties it is split
+    in half between the two, as in PyTorch."""
+    pick_max = True
+
+    @classmethod
+    def forward(cls, ctx, a, b):
+        ctx.save_for_backward(*ctx.inputs)
+        xp = ctx._be.xp
+        return xp.maximum(a, b) if cls.pick_max else xp.minimum(a, b)
+
+    @classmethod
+    def backward(cls, ctx, grad):
+        a, b = ctx.saved_tensors
+        wins = (a > b) if cls.pick_max else (a < b)
+        ties = (a == b).to(grad.dtype) * 0.5
+        wa = wins.to(grad.dtype) + ties
+        na, nb = ctx.needs_input_grad
+        return (sum_to_shape(grad * wa, a.shape) if na else None,
+                sum_to_shape(grad * (1 - wa), b.shape) if nb else None)
+
+
+class Maximum(_MinMax):
+    pick_max = True
+
+
+class Minimum(_MinMax):
+    pick_max = False
+
+
+def _tensor_pair(a, b):
+    from ._util import as_tensor_like
+    if not isinstance(a, Tensor):
+        a = as_tensor_like(a, b)
+    if not isinstance(b, Tensor):
+        b = as_tensor_like(b, a)
+    return binary_operands(a, b)
+
+
+def maximum(a, b):
+    return Maximum.apply(*_tensor_pair(a, b))
+
+
+def minimum(a, b):
+    return Minimum.apply(*_tensor_pair(a, b))
+
+
+class Where(Function):
+    @staticmethod
+    def forward(ctx, cond, a, b):
+        ctx.cond = ctx.inputs[0]
+        ctx.shapes = (_shape(a), _shape(b))
+        return ctx._be.xp.where(cond, a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        cond = ctx.cond
+        sa, sb = ctx.shapes
+        _, na, nb = ctx.needs_input_grad
+        zero = grad * 0
+        return (None,
+                sum_to_shape(where(cond, grad, zero), sa) if na else None,
+                sum_to_shape(where(cond, zero, grad), sb) if nb else None)
+
+
+def where(condition, a=None, b=None):
+    """`where(cond, a, b)` picks a where cond is true, else b; `where(cond)` = nonzero."""
+    if a is None and b is None:
+        from .indexing import nonzero
+        return nonzero(condition, as_tuple=True)
+    if not isinstance(condition, Tensor):
+        raise TypeError("where: condition must be a bool Tensor")
+    if condition._data.dtype.kind != "b":
+        condition = condition != 0
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        from ._util import as_tensor_like
+        a = as_tensor_like(a, Tensor._wrap(condition._data.astype(_dt.get_default_dtype().np_dtype), condition._be, None, 0))
+    a, b = _tensor_pair(a, b)
+    return Where.apply(condition, a, b)
+
+
+def ones_like_op(t: Tensor) -> Tensor:
+    return Tensor._wrap(t._be.xp.ones_like(t._data), t._be, None, 0)
+
+
+# ---- comparisons and logic (no gradient) ---------------------------------------------------
+def _compare(name, ufunc_name):
+    def op(a, b):
+        a, b = binary_operands(a, b)
+        t = a if isinstance(a, Tensor) else b
+        xp = t._be.xp
+        out = getattr(xp, ufunc_name)(a._data if isinstance(a, Tensor) else a,
+                                      b._data if isinstance(b, Tensor) else b)
+        return Tensor._wrap(out, t._be, None, 0)
+    op.__name__ = name
+    return op
+
+
+eq = _compare("eq", "equal")
+ne = _compare("ne", "not_equal")
+lt = _compare("lt", "less")
+le = _compare("le", "less_equal")
+gt = _compare("gt", "greater")
+ge = _compare("ge", "greater_equal")
+logical_and = _compare("logical_and", "logical_and")
+logical_or = _compare("logical_or", "logical_or")
+logical_xor = _compare("logical_xor", "logical_xor")
+bitwise_and = _compare("bitwise_and", "bitwise_and")
+bitwise_or = _compare("bitwise_or", "bitwise_or")
+bitwise_xor = _compare("bitwise_xor", "bitwise_xor")
+greater, less, greater_equal, less_equal, not_equal = gt, lt, ge, le, ne
+
+
+def logical_not(x):
+    return _no_grad_result(x, x._be.xp.logical_not(x._data))
+
+
+def bitwise_not(x):
+    xp = x._be.xp
+    return _no_grad_result(x, xp.logical_not(x._data) if x._data.dtype.kind == "b"
+                           else xp.invert(x._data))
+
+
+def isnan(x):
+    return _no_grad_result(x, x._be.xp.isnan(x._data))
+
+
+def isinf(x):
+    return _no_grad_result(x, x._be.xp.isinf(x._data))
+
+
+def isfinite(x):
+    return _no_grad_result(x, x._be.xp.isfinite(x._data))
+
+
+def equal(a, b) -> bool:
+    """True when both tensors have the same shape and the same values."""
+    return tuple(a.shape) == tuple(b.shape) and bool(a._be.xp.array_equal(a._data, b._data))
+
+
+def allclose(a, b, rtol=1e-5, atol=1e-8, equal_nan=False) -> bool:
+    return bool(a._be.xp.allclose(a._data, b._data if isinstance(b, Tensor) else b, rtol=rtol,
+                                  atol=atol, equal_nan=equal_nan))
+
+
+def isclose(a, b, rtol=1e-5, atol=1e-8, equal_nan=False):
+    return _no_grad_result(a, a._be.xp.isclose(a._data, b._data if isinstance(b, Tensor) else b,
+                                               rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+# ---- casts and device moves ----------------------------------------------------------------
+class ToDtype(Function):
+    @staticmethod
+    def forward(ctx, x, np_dtype):
+        ctx.src = x.dtype
+        return x.astype(np_dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        if ctx.src.kind != "f":
+            return None, None
+        return to_dtype(grad, ctx.src), None
+
+
+def to_dtype(x: Tensor, dtype) -> Tensor:
+    np_dtype = dtype if not isinstance(dtype, (_dt.dtype, str)) else _dt.from_any(dtype).np_dtype
+    if x._data.dtype == np_dtype:
+        return x
+    return ToDtype.apply(x, np_dtype)
+
+
+class ToDevice(Function):
+    @staticmethod
+    def forward(ctx, x, target_be):
+        src = ctx._be
+        ctx.src_be = src
+        ctx.out_be = target_be
+        return target_be.from_numpy(src.to_numpy(x))
+
+    @staticmethod
+    def backward(ctx, grad):
+        return to_device(grad, ctx.src_be), None
+
+
+def to_device(x: Tensor, be) -> Tensor:
+    if x._be is be:
+        return x
+    return ToDevice.apply(x, be)
+
+
+class Clone(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+def clone(x: Tensor) -> Tensor:
+    return Clone.apply(x)
+
+
+def contiguous(x: Tensor) -> Tensor:
+    if x._data.flags.c_contiguous:
+        return x
+    return Clone.apply(x)

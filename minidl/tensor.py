@@ -1,0 +1,392 @@
+"""Floor 3: the Tensor — an array on a device, plus what autograd needs to know about it.
+
+A Tensor holds
+  _data          the backend array (numpy.ndarray on 'cpu', cupy.ndarray on 'cuda')
+  _be            the backend object of its device (floor 1): `_be.xp` computes on `_data`
+  grad_fn        the graph node that made it (None for leaves and for untracked results)
+  _out_nr        which output of grad_fn it is (ops like split have several)
+  grad           the accumulated gradient, a Tensor (leaves, or non-leaves after retain_grad)
+  _version       a one-element list shared with every view of the same memory; in-place ops
+                 bump it, and backward compares it with the stamp taken when it was saved.
+
+Arithmetic, reductions, indexing and the rest are ops (floor 4, `minidl.ops`); they are bound
+as methods and operators by `minidl/ops/tensor_methods.py`, so `x.exp()`, `x + y` and
+`minidl.exp(x)` are one and the same code.
+"""
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from . import dtypes as _dt
+from .autograd import function as _function
+from .autograd.function import AccumulateGrad
+from .autograd.grad_mode import _state
+from .backend import get_backend, device as _parse_device
+from .backend import cpu as _cpu  # noqa: F401  (registers the 'cpu' backend)
+
+_CPU = get_backend("cpu")
+
+
+class Tensor:
+    __slots__ = ("_data", "_be", "grad_fn", "_out_nr", "_requires_grad", "grad", "_version",
+                 "_base", "_hooks", "_accum", "_retains_grad", "__weakref__")
+
+    __array_priority__ = 1000  # numpy scalars/arrays on the left defer to our operators
+
+    def __init__(self, data, dtype=None, device=None, requires_grad: bool = False):
+        """Like `torch.tensor`: copy `data` (numbers, nested lists, arrays, Tensors)."""
+        be = get_backend(device) if device is not None else None
+        if isinstance(data, Tensor):
+            if be is None:
+                be = data._be
+            arr = data._data
+            np_dtype = _dt.from_any(dtype).np_dtype if dtype is not None else None
+            arr = be.xp.array(arr if be is data._be else data._be.to_numpy(arr), dtype=np_dtype)
+        else:
+            be = be or _CPU
+            arr = _to_array(data, dtype, be)
+        self._data = arr
+        self._be = be
+        self.grad_fn = None
+        self._out_nr = 0
+        self._requires_grad = False
+        self.grad = None
+        self._version = [0]
+        self._base = None
+        self._hooks = None
+        self._accum = None
+        self._retains_grad = False
+        if requires_grad:
+            self.requires_grad = True
+
+    @classmethod
+    def _wrap(cls, array, be, grad_fn, out_nr):
+        """Make a Tensor around an existing backend array without copying (the fast path)."""
+        t = cls.__new__(cls)
+        t._data = array
+        t._be = be
+        t.grad_fn = grad_fn
+        t._out_nr = out_nr
+        t._requires_grad = grad_fn is not None
+        t.grad = None
+        t._version = [0]
+        t._base = None
+        t._hooks = None
+        t._accum = None
+        t._retains_grad = False
+        return t
+
+    # ---- basic facts ----------------------------------------------------------------------
+    @property
+    def shape(self):
+        return Size(self._data.shape)
+
+    def size(self, dim=None):
+        if dim is None:
+            return Size(self._data.shape)
+        return self._data.shape[_canonical_dim(dim, self._data.ndim)]
+
+    @property
+    def ndim(self) -> int:
+        return self._data.ndim
+
+    def dim(self) -> int:
+        return self._data.ndim
+
+    def numel(self) -> int:
+        return int(self._data.size)
+
+    def nelement(self) -> int:
+        return int(self._data.size)
+
+    @property
+    def dtype(self):
+        return _dt.from_numpy(self._data.dtype)
+
+    @property
+    def device(self):
+        return self._be.device
+
+    @property
+    def is_cuda(self) -> bool:
+        return self._be.device.type == "cuda"
+
+    def is_floating_point(self) -> bool:
+        return self._data.dtype.kind == "f"
+
+    def element_size(self) -> int:
+        return self._data.itemsize
+
+    # ---- autograd state -------------------------------------------------------------------
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        if self.grad_fn is not None:
+            raise RuntimeError(
+                "you can only change requires_grad flags of leaf tensors; this tensor was "
+                f"computed by {self.grad_fn.name()}. Use .detach() to get a new leaf.")
+        if value and self._data.dtype.kind not in "fc":
+            raise RuntimeError(
+                f"only tensors of floating point dtype can require gradients; this one is "
+                f"{self.dtype}. Convert it first, e.g. x.float().requires_grad_()")
+        self._requires_grad = bool(value)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        self.requires_grad = requires_grad
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    def _accumulator(self) -> AccumulateGrad:
+        """This leaf's AccumulateGrad node, shared by every op that uses the leaf. It is held
+        weakly, so it lives exactly as long as some graph refers to it."""
+        node = self._accum() if self._accum is not None else None
+        if node is None:
+            node = AccumulateGrad(self)
+            self._accum = weakref.ref(node)
+        return node
+
+    def retain_grad(self) -> None:
+        """Keep `.grad` on a non-leaf after backward (leaves always keep theirs)."""
+        if self.grad_fn is None:
+            if not self._requires_grad:
+                raise RuntimeError("can't retain_grad on a tensor that has requires_grad=False")
+            return
+        if self._retains_grad:
+            return
+        self._retains_grad = True
+        ref = weakref.ref(self)
+
+        def store(grad):
+            t = ref()
+            if t is not None:
+                g = grad.detach()
+                t.grad = g if t.grad is None else Tensor._wrap(t.grad._data + g._data, t._be, None, 0)
+        self._add_node_hook(store)
+
+    def register_hook(self, hook):
+        """Call `hook(grad)` when this tensor's gradient is computed; a non-None return value
+        replaces the gradient. Returns a handle with `.remove()`."""
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self.grad_fn is None:
+            if self._hooks is None:
+                self._hooks = []
+            self._hooks.append(hook)
+            return _HookHandle(self._hooks, hook)
+        hooks = self._add_node_hook(hook)
+        return _HookHandle(hooks, hook)
+
+    def _add_node_hook(self, hook):
+        table = self.grad_fn.__dict__.setdefault("_grad_hooks", {})
+        hooks = table.setdefault(self._out_nr, [])
+        hooks.append(hook)
+        return hooks
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        """Accumulate the gradient of this tensor into the leaves' `.grad`."""
+        from .autograd import backward
+        backward([self], None if gradient is None else [gradient], retain_graph, create_graph,
+                 inputs)
+
+    def detach(self) -> "Tensor":
+        """The same memory, cut from the graph (shares the version counter, like PyTorch)."""
+        t = Tensor._wrap(self._data, self._be, None, 0)
+        t._version = self._version
+        return t
+
+    def detach_(self) -> "Tensor":
+        self.grad_fn = None
+        self._requires_grad = False
+        return self
+
+    @property
+    def data(self) -> "Tensor":
+        return self.detach()
+
+    @data.setter
+    def data(self, value) -> None:
+        arr = value._data if isinstance(value, Tensor) else self._be.xp.asarray(value)
+        self._data = arr
+
+    # ---- leaving the tensor world ---------------------------------------------------------
+    def numpy(self) -> np.ndarray:
+        if self._requires_grad and _state[0]:
+            raise RuntimeError(
+                "can't call numpy() on a tensor that requires grad: use tensor.detach().numpy()")
+        return self._be.to_numpy(self._data)
+
+    def __array__(self, dtype=None, copy=None):
+        arr = self._be.to_numpy(self._data)
+        return arr if dtype is None else arr.astype(dtype, copy=False)
+
+    def item(self):
+        if self._data.size != 1:
+            raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted "
+                               "to a Python number; item() needs exactly one element")
+        return self._be.to_numpy(self._data).reshape(()).item()
+
+    def tolist(self):
+        return self._be.to_numpy(self._data).tolist()
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self._data.dtype.kind not in "iub" or self._data.size != 1:
+            raise TypeError("only integer tensors of a single element can be used as an index")
+        return int(self.item())
+
+    def __bool__(self):
+        if self._data.size != 1:
+            raise RuntimeError(f"the truth value of a tensor with {self._data.size} elements is "
+                               "ambiguous; use .any() or .all()")
+        return bool(self.item())
+
+    def __len__(self):
+        if self._data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    def __iter__(self):
+        if self._data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self._data.shape[0]))
+
+    def __hash__(self):
+        return id(self)
+
+    def __repr__(self) -> str:
+        arr = self._be.to_numpy(self._data)
+        body = np.array2string(arr, separator=", ", prefix="tensor(", precision=4,
+                               threshold=1000, edgeitems=3)
+        extras = []
+        if self._data.dtype != _dt.get_default_dtype().np_dtype and self._data.dtype.kind != "i" \
+                or self._data.dtype == np.int32:
+            extras.append(f"dtype={self.dtype!r}")
+        if self._be.device.type != "cpu":
+            extras.append(f"device='{self._be.device}'")
+        if self.grad_fn is not None:
+            extras.append(f"grad_fn=<{self.grad_fn.name()}>")
+        elif self._requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + body + "".join(", " + e for e in extras) + ")"
+
+    # ---- devices and dtypes ----------------------------------------------------------------
+    def to(self, *args, **kwargs) -> "Tensor":
+        """`.to(device)`, `.to(dtype)`, `.to(device, dtype)`, `.to(other_tensor)`."""
+        device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
+        kwargs.pop("non_blocking", None)
+        kwargs.pop("copy", None)
+        if kwargs:
+            raise TypeError(f"to() got unexpected arguments {sorted(kwargs)}")
+        for a in args:
+            if isinstance(a, Tensor):
+                device, dtype = a.device, a.dtype
+            elif isinstance(a, _dt.dtype) or (isinstance(a, str) and a in _dt._BY_NAME
+                                              and a not in ("cpu", "cuda")):
+                dtype = a
+            elif a is not None:
+                device = a
+        out = self
+        if device is not None:
+            be = get_backend(device)
+            if be is not out._be:
+                from .ops.elementwise import to_device
+                out = to_device(out, be)
+        if dtype is not None:
+            d = _dt.from_any(dtype)
+            if d.np_dtype != out._data.dtype:
+                from .ops.elementwise import to_dtype
+                out = to_dtype(out, d)
+        return out
+
+    def cpu(self) -> "Tensor":
+        return self.to("cpu")
+
+    def cuda(self, device=None) -> "Tensor":
+        return self.to("cuda" if device is None else (device if isinstance(device, str)
+                                                       else f"cuda:{device}"))
+
+    def type(self, dtype=None):
+        if dtype is None:
+            return f"minidl.{self.dtype.name}"
+        return self.to(dtype)
+
+
+class Size(tuple):
+    """A shape, printed as in PyTorch; it is a tuple, so it compares equal to one."""
+
+    def __repr__(self) -> str:
+        return f"minidl.Size({list(self)})"
+
+    def numel(self) -> int:
+        n = 1
+        for s in self:
+            n *= s
+        return n
+
+
+class _HookHandle:
+    def __init__(self, hooks, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self) -> None:
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+def _canonical_dim(dim: int, ndim: int) -> int:
+    """Turn a possibly negative dim into 0..ndim-1, with PyTorch's error message."""
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], "
+                         f"but got {dim})")
+    return dim + n if dim < 0 else dim
+
+
+def _to_array(data, dtype, be):
+    """Convert user data to a backend array with PyTorch's default dtypes: Python floats
+    become the default float (float32), ints int64, bools bool; NumPy arrays keep theirs."""
+    if dtype is not None:
+        np_dtype = _dt.from_any(dtype).np_dtype
+        arr = np.array(_unwrap_nested(data), dtype=np_dtype)
+    else:
+        if isinstance(data, np.ndarray):
+            arr = np.array(data)
+        else:
+            arr = np.array(_unwrap_nested(data))
+            if arr.dtype.kind == "f" and not isinstance(data, np.generic):
+                arr = arr.astype(_dt.get_default_dtype().np_dtype)
+            elif arr.dtype.kind in "iu" and not isinstance(data, np.generic):
+                arr = arr.astype(np.int64)
+        if arr.dtype not in _dt._BY_NP:
+            if arr.dtype.kind == "f":
+                arr = arr.astype(_dt.get_default_dtype().np_dtype)
+            else:
+                raise TypeError(f"cannot make a tensor from data of dtype {arr.dtype} "
+                                f"({type(data).__name__})")
+    return be.from_numpy(arr) if be is not _CPU else arr
+
+
+def _unwrap_nested(data):
+    """Lists may hold 0-d Tensors (e.g. [t1.item()-like values]); turn them into numbers."""
+    if isinstance(data, Tensor):
+        return data._be.to_numpy(data._data)
+    if isinstance(data, (list, tuple)) and data and any(isinstance(d, (Tensor, list, tuple))
+                                                        for d in data):
+        return [_unwrap_nested(d) for d in data]
+    return data
+
+
+_function._Tensor = Tensor

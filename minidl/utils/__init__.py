@@ -1,0 +1,1 @@
+"""Helpers under PyTorch's names: `minidl.utils.data` is `minidl.data`."""
