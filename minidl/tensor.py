@@ -23,6 +23,7 @@ from . import dtypes as _dt
 from .autograd import function as _function
 from .autograd.function import AccumulateGrad
 from .autograd.grad_mode import _state
+from .autograd.engine import run_backward as _run_backward
 from .backend import get_backend, device as _parse_device
 from .backend import cpu as _cpu  # noqa: F401  (registers the 'cpu' backend)
 
@@ -30,8 +31,17 @@ _CPU = get_backend("cpu")
 
 
 class Tensor:
-    __slots__ = ("_data", "_be", "grad_fn", "_out_nr", "_requires_grad", "grad", "_version",
-                 "_base", "_hooks", "_accum", "_retains_grad", "__weakref__")
+    # The five fields every tensor sets live in slots (fast to create and read); the rarely
+    # used ones fall back to the class defaults below until a tensor sets its own (which then
+    # goes into the instance __dict__). Making a tensor is on every op's hot path.
+    __slots__ = ("_data", "_be", "grad_fn", "_requires_grad", "_version", "__dict__",
+                 "__weakref__")
+    _out_nr = 0          # which output of grad_fn this is
+    grad = None          # accumulated gradient
+    _base = None         # the tensor whose memory this view shares
+    _hooks = None        # gradient hooks of a leaf
+    _accum = None        # this leaf's AccumulateGrad node, made on first use
+    _retains_grad = False
 
     __array_priority__ = 1000  # numpy scalars/arrays on the left defer to our operators
 
@@ -50,14 +60,8 @@ class Tensor:
         self._data = arr
         self._be = be
         self.grad_fn = None
-        self._out_nr = 0
         self._requires_grad = False
-        self.grad = None
         self._version = [0]
-        self._base = None
-        self._hooks = None
-        self._accum = None
-        self._retains_grad = False
         if requires_grad:
             self.requires_grad = True
 
@@ -68,14 +72,10 @@ class Tensor:
         t._data = array
         t._be = be
         t.grad_fn = grad_fn
-        t._out_nr = out_nr
         t._requires_grad = grad_fn is not None
-        t.grad = None
         t._version = [0]
-        t._base = None
-        t._hooks = None
-        t._accum = None
-        t._retains_grad = False
+        if out_nr:
+            t._out_nr = out_nr
         return t
 
     # ---- basic facts ----------------------------------------------------------------------
@@ -145,12 +145,10 @@ class Tensor:
         return self.grad_fn is None
 
     def _accumulator(self) -> AccumulateGrad:
-        """This leaf's AccumulateGrad node, shared by every op that uses the leaf. It is held
-        weakly, so it lives exactly as long as some graph refers to it."""
-        node = self._accum() if self._accum is not None else None
+        """This leaf's AccumulateGrad node, shared by every op that uses the leaf."""
+        node = self._accum
         if node is None:
-            node = AccumulateGrad(self)
-            self._accum = weakref.ref(node)
+            node = self._accum = AccumulateGrad(self)
         return node
 
     def retain_grad(self) -> None:
@@ -192,6 +190,14 @@ class Tensor:
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Accumulate the gradient of this tensor into the leaves' `.grad`."""
+        if (gradient is None and inputs is None and self.grad_fn is not None
+                and self._data.size == 1):
+            # the usual `loss.backward()`: seed with 1 and walk (the general entry point below
+            # validates every argument form)
+            seed = Tensor._wrap(self._be.xp.ones_like(self._data), self._be, None, 0)
+            _run_backward([self], [seed], create_graph if retain_graph is None else retain_graph,
+                          create_graph)
+            return
         from .autograd import backward
         backward([self], None if gradient is None else [gradient], retain_graph, create_graph,
                  inputs)

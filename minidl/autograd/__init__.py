@@ -45,7 +45,7 @@ def _make_root_grads(outputs, grad_outputs, who: str):
                     f"{who}: grad can be implicitly created only for scalar outputs, but the "
                     f"output has shape {tuple(out.shape)}; pass a gradient of that shape "
                     f"(e.g. y.backward(gradient=ones_like(y))) or reduce it first (y.sum())")
-            g = ones_like(out)
+            g = Tensor._wrap(out._be.xp.ones_like(out._data), out._be, None, 0)
         elif not isinstance(g, Tensor):
             g = Tensor(g, dtype=out.dtype, device=out.device)
         if tuple(g.shape) != tuple(out.shape):

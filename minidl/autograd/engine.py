@@ -12,6 +12,8 @@ the node's backward turns them into gradients for its inputs, and those are pass
 """
 from __future__ import annotations
 
+import operator
+
 from . import function as _fn
 from .grad_mode import _state
 
@@ -30,8 +32,11 @@ def _collect_nodes(root_nodes):
         for edge in node.next_edges:
             if edge is not None and edge[0] not in seen:
                 stack.append(edge[0])
-    order.sort(key=lambda n: n.seq, reverse=True)
+    order.sort(key=_by_seq, reverse=True)
     return order
+
+
+_by_seq = operator.attrgetter("seq")
 
 
 def _owned(grad, be):
@@ -125,7 +130,7 @@ def _call_backward(node, grads, create_graph):
     if type(out) is not tuple:
         out = (out,)
     n_in = len(node.next_edges)
-    if len(out) != n_in:
+    if len(out) < n_in:
         raise RuntimeError(f"{node.name()} returned {len(out)} gradients but its forward took "
                            f"{n_in} arguments (return None for non-differentiable ones)")
     return out
@@ -133,6 +138,8 @@ def _call_backward(node, grads, create_graph):
 
 def _finish_leaf(node, grad, capture, accumulate, create_graph, given_to_leaves):
     t = node.variable
+    if t is None:  # the leaf itself was dropped: nobody can read its gradient
+        return
     for fn in t._hooks or ():
         new = fn(grad)
         if new is not None:

@@ -27,6 +27,7 @@ Saved tensors carry a version stamp: if one is modified in place after it was sa
 from __future__ import annotations
 
 import itertools
+import weakref
 
 from .grad_mode import _state
 
@@ -35,15 +36,23 @@ _next_seq = itertools.count().__next__
 
 
 class AccumulateGrad:
-    """The graph node of a leaf tensor: gradients arriving here are added to `tensor.grad`."""
+    """The graph node of a leaf tensor: gradients arriving here are added to `tensor.grad`.
 
-    __slots__ = ("variable", "next_edges", "seq", "__weakref__")
+    The leaf keeps its node (so every op using the leaf finds the same one); the node refers
+    back to the leaf only weakly, so the pair forms no reference cycle and a dropped leaf is
+    freed at once."""
+
+    __slots__ = ("_variable", "next_edges", "seq")
     is_leaf_node = True
 
     def __init__(self, variable):
-        self.variable = variable
+        self._variable = weakref.ref(variable)
         self.next_edges = ()
         self.seq = -1  # after every op node in the walk: leaves are reached last
+
+    @property
+    def variable(self):
+        return self._variable()
 
     def name(self) -> str:
         return "AccumulateGrad"
@@ -53,6 +62,7 @@ class Function:
     """Base class of every differentiable op. See the module docstring for the protocol."""
 
     differentiable = True   # False: backward is fused array code (no higher-order gradients)
+    _n_out = 1              # number of outputs (set by apply when there are several)
     is_view = False         # True: the output shares memory with the first input (reshape, slice)
     is_leaf_node = False
 
@@ -130,64 +140,168 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
+        """Run the op; record a graph node when recording is on and an input requires grad.
+
+        This is the hottest Python function in minidl (every op of every step passes here), so
+        it is written for speed: one pass over the arguments, and tensors built inline."""
         Tensor = _Tensor
         ctx = cls.__new__(cls)
-        arrays = []
-        needs = []
-        any_grad = False
+        ctx.inputs = args
         be = None
+        wants_grad = False
+        arrays = []
         for a in args:
             if isinstance(a, Tensor):
+                arrays.append(a._data)
                 if be is None:
                     be = a._be
                 elif a._be is not be:
                     _raise_device_mismatch(cls, args)
-                arrays.append(a._data)
-                rg = a._requires_grad
-                needs.append(rg)
-                any_grad = any_grad or rg
+                if a._requires_grad:
+                    wants_grad = True
             else:
                 arrays.append(a)
-                needs.append(False)
-        record = any_grad and _state[0]
-        ctx.inputs = args
-        ctx.needs_input_grad = needs
         ctx._be = be
+        record = wants_grad and _state[0]
+        if record:
+            ctx.needs_input_grad = needs = [isinstance(a, Tensor) and a._requires_grad
+                                            for a in args]
+        else:
+            ctx.needs_input_grad = _NOTHING_NEEDED[len(args)]
         result = cls.forward(ctx, *arrays, **kwargs)
         del ctx.inputs
         be = ctx.__dict__.get("out_be", be)  # an op may put its result on another device
-        multi = type(result) is tuple
-        outs = result if multi else (result,)
-        if not record:
-            wrapped = tuple(Tensor._wrap(o, be, None, 0) for o in outs)
+        new = Tensor.__new__
+        if type(result) is not tuple:
+            # the common case: one output
+            out = new(Tensor)
+            out._data = result
+            out._be = be
+            out._version = [0]
             if cls.is_view:
-                _share_version(args[0], wrapped)
-            return wrapped if multi else wrapped[0]
-        edges = []
-        for a, need in zip(args, needs):
-            if need:
-                fn = a.grad_fn
-                edges.append((fn, a._out_nr) if fn is not None else (a._accumulator(), 0))
-            else:
-                edges.append(None)
-        ctx.next_edges = edges
-        ctx.seq = _next_seq()
-        ctx._n_out = len(outs)
-        wrapped = []
-        for i, o in enumerate(outs):
-            # integer outputs (argmax indices, masks) carry no gradient
-            differentiable = o.dtype.kind in "fc"
-            wrapped.append(Tensor._wrap(o, be, ctx if differentiable else None, i))
+                _share_version(args[0], (out,))
+            if not record or result.dtype.kind not in "fc":
+                out.grad_fn = None
+                out._requires_grad = False
+                return out
+            out.grad_fn = ctx
+            out._requires_grad = True
+            ctx.next_edges = _edges(args, needs)
+            ctx.seq = _next_seq()
+            saved_out = ctx.__dict__.get("_saved_out")
+            if saved_out is not None:
+                ctx._out_version = (out._version, 0)
+            return out
+        # several outputs (split, max with indices, ...)
+        outs = [Tensor._wrap(o, be, ctx if record and o.dtype.kind in "fc" else None, i)
+                for i, o in enumerate(result)]
         if cls.is_view:
-            _share_version(args[0], wrapped)
-        saved_out = ctx.__dict__.get("_saved_out")
-        if saved_out is not None:
-            t = wrapped[saved_out[0]]
-            ctx._out_version = (t._version, t._version[0])
-        if multi:
-            ctx._out_meta = [(o.shape, o.dtype) for o in outs]
-            return tuple(wrapped)
-        return wrapped[0]
+            _share_version(args[0], outs)
+        if record:
+            ctx.next_edges = _edges(args, needs)
+            ctx.seq = _next_seq()
+            ctx._n_out = len(outs)
+            ctx._out_meta = [(o.shape, o.dtype) for o in result]
+            saved_out = ctx.__dict__.get("_saved_out")
+            if saved_out is not None:
+                t = outs[saved_out[0]]
+                ctx._out_version = (t._version, t._version[0])
+        return tuple(outs)
+
+
+    @classmethod
+    def apply1(cls, x, *consts):
+        """`apply` for one Tensor argument (plus non-tensor constants such as dims or a shape)
+        and one float output — unary math, activations, reductions, reshapes: the same
+        protocol, minus the generic argument handling."""
+        ctx = cls.__new__(cls)
+        be = ctx._be = x._be
+        out = _Tensor.__new__(_Tensor)
+        if x._requires_grad and _state[0]:
+            ctx.inputs = (x,) + consts
+            ctx.needs_input_grad = _ONE_NEEDED
+            out._data = cls.forward(ctx, x._data, *consts)
+            del ctx.inputs
+            fn = x.grad_fn
+            ctx.next_edges = ((fn, x._out_nr) if fn is not None else (x._accum or x._accumulator(), 0),)
+            ctx.seq = _next_seq()
+            out.grad_fn = ctx
+            out._requires_grad = True
+            out._version = v = [0]
+            if "_saved_out" in ctx.__dict__:
+                ctx._out_version = (v, 0)
+        else:
+            ctx.inputs = (x,) + consts
+            ctx.needs_input_grad = _NOTHING_NEEDED[1 + len(consts)]
+            out._data = cls.forward(ctx, x._data, *consts)
+            out.grad_fn = None
+            out._requires_grad = False
+            out._version = [0]
+        out._be = be
+        if cls.is_view:
+            _share_version(x, (out,))
+        return out
+
+    @classmethod
+    def apply2(cls, a, b):
+        """`apply` for exactly two Tensors on one device with one float output: the hot path
+        of the arithmetic operators (`x + y` runs millions of times in a training run)."""
+        be = a._be
+        if b._be is not be:
+            _raise_device_mismatch(cls, (a, b))
+        ctx = cls.__new__(cls)
+        ctx._be = be
+        out = _Tensor.__new__(_Tensor)
+        ra = a._requires_grad
+        rb = b._requires_grad
+        if (ra or rb) and _state[0]:
+            ctx.inputs = (a, b)
+            ctx.needs_input_grad = (ra, rb)
+            out._data = cls.forward(ctx, a._data, b._data)
+            del ctx.inputs
+            if ra:
+                fn = a.grad_fn
+                ea = (fn, a._out_nr) if fn is not None else (a._accum or a._accumulator(), 0)
+            else:
+                ea = None
+            if rb:
+                fn = b.grad_fn
+                eb = (fn, b._out_nr) if fn is not None else (b._accum or b._accumulator(), 0)
+            else:
+                eb = None
+            ctx.next_edges = (ea, eb)
+            ctx.seq = _next_seq()
+            out.grad_fn = ctx
+            out._requires_grad = True
+            out._version = v = [0]
+            if "_saved_out" in ctx.__dict__:
+                ctx._out_version = (v, 0)
+        else:
+            ctx.inputs = (a, b)
+            ctx.needs_input_grad = _NOTHING_NEEDED[2]
+            out._data = cls.forward(ctx, a._data, b._data)
+            out.grad_fn = None
+            out._requires_grad = False
+            out._version = [0]
+        out._be = be
+        return out
+
+
+_ONE_NEEDED = (True,) + (False,) * 8  # one tensor, then constants
+
+_NOTHING_NEEDED = [(False,) * n for n in range(257)]  # by argument count
+
+
+def _edges(args, needs):
+    """Where each input's gradient goes: its producer's node, or its AccumulateGrad if a leaf."""
+    edges = []
+    for a, need in zip(args, needs):
+        if need:
+            fn = a.grad_fn
+            edges.append((fn, a._out_nr) if fn is not None else (a._accumulator(), 0))
+        else:
+            edges.append(None)
+    return edges
 
 
 def _share_version(src, outs):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .grad_mode import no_grad
+from .grad_mode import no_grad, enable_grad
 
 
 class GradcheckError(RuntimeError):
@@ -111,9 +111,10 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps: float = 1e-6, atol: float 
 
     def first_derivative(*args):
         ins, vs = args[:n_in], args[n_in:]
-        outs = [o for o in _flat_outputs(fn(*ins)) if o.requires_grad]
-        diff = _tensor_inputs(ins)
-        grads = autograd_grad(outs, diff, list(vs), create_graph=True, allow_unused=True)
+        with enable_grad():  # finite differences call this under no_grad; it needs a graph
+            outs = [o for o in _flat_outputs(fn(*ins)) if o.requires_grad]
+            diff = _tensor_inputs(ins)
+            grads = autograd_grad(outs, diff, list(vs), create_graph=True, allow_unused=True)
         return tuple(g for g in grads if g is not None)
 
     return gradcheck(first_derivative, tuple(inputs) + tuple(grad_outputs), eps=eps, atol=atol,

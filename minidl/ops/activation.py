@@ -30,7 +30,7 @@ def relu(x, inplace: bool = False):
     if inplace:
         from .inplace import relu_
         return relu_(x)
-    return ReLU.apply(x)
+    return ReLU.apply1(x)
 
 
 class LeakyReLU(Function):
@@ -96,7 +96,7 @@ class Sigmoid(Function):
 def sigmoid(x):
     if x._data.dtype.kind != "f":
         x = x.to(_dt.get_default_dtype())
-    return Sigmoid.apply(x)
+    return Sigmoid.apply1(x)
 
 
 class Softplus(Function):

@@ -19,7 +19,7 @@ def _shape(x):
 class Add(Function):
     @staticmethod
     def forward(ctx, a, b):
-        ctx.shapes = (_shape(a), _shape(b))
+        ctx.shapes = (getattr(a, "shape", ()), getattr(b, "shape", ()))
         return a + b
 
     @staticmethod
@@ -32,7 +32,7 @@ class Add(Function):
 class Sub(Function):
     @staticmethod
     def forward(ctx, a, b):
-        ctx.shapes = (_shape(a), _shape(b))
+        ctx.shapes = (getattr(a, "shape", ()), getattr(b, "shape", ()))
         return a - b
 
     @staticmethod
@@ -48,7 +48,7 @@ class Mul(Function):
         na, nb = ctx.needs_input_grad
         # keep only what the gradient formulas will read: d(ab)/da = b, d(ab)/db = a
         ctx.save_for_backward(ctx.inputs[1] if na else None, ctx.inputs[0] if nb else None)
-        ctx.shapes = (_shape(a), _shape(b))
+        ctx.shapes = (getattr(a, "shape", ()), getattr(b, "shape", ()))
         return a * b
 
     @staticmethod
@@ -64,7 +64,7 @@ class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(*ctx.inputs)
-        ctx.shapes = (_shape(a), _shape(b))
+        ctx.shapes = (getattr(a, "shape", ()), getattr(b, "shape", ()))
         return a / b
 
     @staticmethod
@@ -83,7 +83,7 @@ class Pow(Function):
     def forward(ctx, a, b):
         xp = ctx._be.xp
         ctx.save_for_backward(*ctx.inputs)
-        ctx.shapes = (_shape(a), _shape(b))
+        ctx.shapes = (getattr(a, "shape", ()), getattr(b, "shape", ()))
         if isinstance(b, (int, float)):
             if b == 2:
                 return a * a
@@ -124,6 +124,8 @@ class Neg(Function):
 
 
 def add(a, b, alpha=1):
+    if type(a) is Tensor and type(b) is Tensor and a._data.dtype is b._data.dtype and alpha == 1:
+        return Add.apply2(a, b)  # the common case, kept as short as possible
     if alpha != 1:
         b = mul(b, alpha)
     a, b = binary_operands(a, b)
@@ -133,6 +135,8 @@ def add(a, b, alpha=1):
 
 
 def sub(a, b, alpha=1):
+    if type(a) is Tensor and type(b) is Tensor and a._data.dtype is b._data.dtype and alpha == 1:
+        return Sub.apply2(a, b)
     if alpha != 1:
         b = mul(b, alpha)
     a, b = binary_operands(a, b)
@@ -142,6 +146,8 @@ def sub(a, b, alpha=1):
 
 
 def mul(a, b):
+    if type(a) is Tensor and type(b) is Tensor and a._data.dtype is b._data.dtype:
+        return Mul.apply2(a, b)
     a, b = binary_operands(a, b)
     if not isinstance(a, Tensor):
         a, b = b, a
@@ -150,6 +156,9 @@ def mul(a, b):
 
 def div(a, b, rounding_mode=None):
     """True division (integers give the default float), or 'floor'/'trunc' division."""
+    if (rounding_mode is None and type(a) is Tensor and type(b) is Tensor
+            and a._data.dtype is b._data.dtype and a._data.dtype.kind == "f"):
+        return Div.apply2(a, b)
     a, b = binary_operands(a, b)
     if rounding_mode is not None:
         return _rounded_div(a, b, rounding_mode)
@@ -188,7 +197,7 @@ def pow(a, b):
 
 
 def neg(a):
-    return Neg.apply(a)
+    return Neg.apply1(a)
 
 
 def remainder(a, b):
@@ -243,7 +252,7 @@ def _float_unary(cls, name):
     def op(x):
         if x._data.dtype.kind != "f":
             x = to_dtype(x, _dt.get_default_dtype())  # exp(int tensor) is float, as in PyTorch
-        return cls.apply(x)
+        return cls.apply1(x)
     op.__name__ = name
     op.__doc__ = f"Elementwise {name}; integer inputs are converted to the default float dtype."
     return op
@@ -260,7 +269,7 @@ tanh = _float_unary(Tanh, "tanh")
 
 
 def abs(x):
-    return Abs.apply(x)
+    return Abs.apply1(x)
 
 
 def floor(x):
@@ -377,7 +386,7 @@ class Where(Function):
     @staticmethod
     def forward(ctx, cond, a, b):
         ctx.cond = ctx.inputs[0]
-        ctx.shapes = (_shape(a), _shape(b))
+        ctx.shapes = (getattr(a, "shape", ()), getattr(b, "shape", ()))
         return ctx._be.xp.where(cond, a, b)
 
     @staticmethod

@@ -18,6 +18,8 @@ values_indices = collections.namedtuple("values_indices", ["values", "indices"])
 def _expand_back(grad: Tensor, in_shape, dims, keepdim: bool) -> Tensor:
     """Broadcast a reduction's gradient back to the input shape."""
     from .shape import reshape, expand
+    if not keepdim and len(dims) == len(in_shape):
+        return expand(grad, tuple(in_shape))  # a full reduction: broadcasting does it all
     if not keepdim:
         kept = list(in_shape)
         for d in dims:
@@ -28,7 +30,7 @@ def _expand_back(grad: Tensor, in_shape, dims, keepdim: bool) -> Tensor:
 
 def _acc_dtype(arr):
     """float16 sums accumulate in float32; everything else in its own dtype."""
-    return "float32" if arr.dtype.name == "float16" else None
+    return "float32" if arr.dtype.char == "e" else None  # 'e' is float16
 
 
 class Sum(Function):
@@ -48,11 +50,11 @@ class Sum(Function):
 def sum(x, dim=None, keepdim: bool = False, dtype=None):
     if dtype is not None:
         x = x.to(dtype)
-    dims = canonical_dims(dim, x.ndim)
+    dims = tuple(range(x._data.ndim)) if dim is None else canonical_dims(dim, x.ndim)
     if x._data.dtype.kind in "biu":
         xp = x._be.xp
         return Tensor._wrap(xp.sum(x._data, axis=dims, keepdims=keepdim, dtype="int64"), x._be, None, 0)
-    return Sum.apply(x, dims, keepdim)
+    return Sum.apply1(x, dims, keepdim)
 
 
 class Mean(Function):
@@ -79,7 +81,7 @@ def mean(x, dim=None, keepdim: bool = False, dtype=None):
     if x._data.dtype.kind != "f":
         raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be floating "
                            f"point, but got {x.dtype}; use x.float().mean()")
-    return Mean.apply(x, canonical_dims(dim, x.ndim), keepdim)
+    return Mean.apply1(x, canonical_dims(dim, x.ndim), keepdim)
 
 
 class SumToSize(Function):
@@ -105,7 +107,7 @@ class SumToSize(Function):
 def sum_to_size(x, *shape):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
-    return SumToSize.apply(x, tuple(shape))
+    return SumToSize.apply1(x, tuple(shape))
 
 
 class Prod(Function):

@@ -53,9 +53,7 @@ class Reshape(Function):
 
 def reshape(x, *shape):
     shape = _infer_shape(_sizes(shape), x._data.size, x._data.shape)
-    if shape == x._data.shape:
-        return x if not x._requires_grad else Reshape.apply(x, shape)
-    return Reshape.apply(x, shape)
+    return Reshape.apply1(x, shape)
 
 
 def view(x, *shape):
@@ -137,7 +135,7 @@ def permute(x, *dims):
         raise RuntimeError(f"permute: dims {dims} must be a permutation of 0..{x.ndim - 1}")
     if dims == tuple(range(x.ndim)):
         return x
-    return Permute.apply(x, dims)
+    return Permute.apply1(x, dims)
 
 
 def transpose(x, dim0: int, dim1: int):
@@ -208,7 +206,7 @@ def expand(x, *sizes):
     out = tuple(out)
     if out == shp:
         return x
-    return Expand.apply(x, out)
+    return Expand.apply1(x, out)
 
 
 def expand_as(x, other):

@@ -48,7 +48,7 @@ def maxnum(typingctx, a, b):
     return a(a, a), codegen
 
 
-@njit(fastmath=FASTMATH | {"nnan"})
+@njit(fastmath=FASTMATH | {"nnan"}, error_model="numpy")
 def row_max(x, i):
     """max of row i of a 2-D array, as one vectorised pass.
 
@@ -74,7 +74,7 @@ def _float32_from_bits(typingctx, bits):
     return types.float32(bits), codegen
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _times_pow2_float32(p, k):
     """p * 2**k for p in [0.5, 2] and an integer-valued float32 k in [-150, 129].
 
@@ -89,7 +89,7 @@ def _times_pow2_float32(p, k):
     return p * _float32_from_bits((rest + np.int32(127)) << np.int32(23))
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _exp_float32(v):
     """exp(v) = 2**k * exp(r), k = round(v / ln 2), |r| <= ln(2)/2.
 
@@ -120,7 +120,7 @@ _E0, _E1, _E2, _E3, _E4 = 8.42377569e-07, 0.282057771, 0.282750215, 0.2405391, 0
 _E5, _E6, _E7, _E8, _E9 = -0.0521069861, 0.317322397, -0.523800232, 0.303446818, -0.0631936322
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _erfc_float32(v):
     """erfc(v) = exp(-v^2) * erfcx(|v|) for v >= 0, and 2 - erfc(-v) for v < 0.
 

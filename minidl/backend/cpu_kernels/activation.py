@@ -28,7 +28,7 @@ INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 GELU_TANH_CUBIC = 0.044715
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _gelu_tanh(x, y):
     T = x.dtype.type
     for i in range(x.size):
@@ -37,7 +37,7 @@ def _gelu_tanh(x, y):
         y[i] = v / (T(1.0) + fast_exp(T(-2.0) * u))
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _gelu_tanh_backward(x, dy, dx):
     T = x.dtype.type
     for i in range(x.size):
@@ -49,7 +49,7 @@ def _gelu_tanh_backward(x, dy, dx):
         dx[i] = dy[i] * (s + T(2.0) * v * s * (T(1.0) - s) * du_dx)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _gelu_erf(x, y):
     T = x.dtype.type
     for i in range(x.size):
@@ -57,7 +57,7 @@ def _gelu_erf(x, y):
         y[i] = T(0.5) * v * fast_erfc(-v * T(INV_SQRT_2))
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _gelu_erf_backward(x, dy, dx):
     T = x.dtype.type
     for i in range(x.size):
@@ -67,7 +67,7 @@ def _gelu_erf_backward(x, dy, dx):
         dx[i] = dy[i] * (cdf + v * pdf)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _silu(x, y):
     T = x.dtype.type
     for i in range(x.size):
@@ -75,7 +75,7 @@ def _silu(x, y):
         y[i] = v / (T(1.0) + fast_exp(-v))
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _silu_backward(x, dy, dx):
     T = x.dtype.type
     for i in range(x.size):

@@ -24,7 +24,7 @@ from ._fastmath import FASTMATH
 ROWS_PER_PARTIAL = 64
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _layer_norm_rows(x, weight, bias, eps, y, mean_out, rstd_out):
     inv_C = x.dtype.type(1.0) / x.dtype.type(x.shape[1])
     for i in range(x.shape[0]):
@@ -43,7 +43,7 @@ def _layer_norm_rows(x, weight, bias, eps, y, mean_out, rstd_out):
         rstd_out[i] = rstd
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _layer_norm_backward_rows(dy, x, weight, mean, rstd, dx, dweight, dbias):
     """dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),  g = dy * weight."""
     inv_C = x.dtype.type(1.0) / x.dtype.type(x.shape[1])
@@ -73,7 +73,7 @@ def _layer_norm_backward_rows(dy, x, weight, mean, rstd, dx, dweight, dbias):
                 part_db[j] = 0.0
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _rms_norm_rows(x, weight, eps, y, rstd_out):
     inv_C = x.dtype.type(1.0) / x.dtype.type(x.shape[1])
     for i in range(x.shape[0]):
@@ -86,7 +86,7 @@ def _rms_norm_rows(x, weight, eps, y, rstd_out):
         rstd_out[i] = rstd
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _rms_norm_backward_rows(dy, x, weight, rstd, dx, dweight):
     """dx = rstd * (g - xhat * mean(g * xhat)),  g = dy * weight."""
     inv_C = x.dtype.type(1.0) / x.dtype.type(x.shape[1])

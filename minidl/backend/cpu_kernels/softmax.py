@@ -18,7 +18,7 @@ from ..reference._checks import require_float, require_rows, require_shape
 from ._fastmath import FASTMATH, fast_exp, row_max
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _softmax_rows(x, y):
     for i in range(x.shape[0]):
         shift = row_max(x, i)
@@ -32,7 +32,7 @@ def _softmax_rows(x, y):
             y[i, j] *= inv_total
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _softmax_backward_rows(y, dy, dx):
     for i in range(y.shape[0]):
         dot = y.dtype.type(0.0)
@@ -42,7 +42,7 @@ def _softmax_backward_rows(y, dy, dx):
             dx[i, j] = y[i, j] * (dy[i, j] - dot)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _log_softmax_rows(x, y):
     for i in range(x.shape[0]):
         shift = row_max(x, i)
@@ -54,7 +54,7 @@ def _log_softmax_rows(x, y):
             y[i, j] = x[i, j] - lse
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _log_softmax_backward_rows(y, dy, dx):
     for i in range(y.shape[0]):
         total = y.dtype.type(0.0)

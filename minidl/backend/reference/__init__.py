@@ -37,9 +37,9 @@ for _family in ("conv", "pool", "optim", "attention"):
             raise  # the module exists but one of ITS imports is missing: a real error
         continue
     _names = getattr(_module, "__all__", None) or [
-        n for n, v in vars(_module).items()
-        if not n.startswith("_") and callable(v) and getattr(v, "__module__", "") == _module.__name__]
+        name for name, value in vars(_module).items()
+        if not name.startswith("_") and callable(value)
+        and getattr(value, "__module__", "") == _module.__name__]
     for _name in _names:
         globals()[_name] = getattr(_module, _name)
         __all__.append(_name)
-del _family

@@ -39,6 +39,8 @@ import numbers
 from ._checks import require_float
 from ._xp import get_xp
 
+__all__ = ["im2col", "col2im", "conv2d_forward", "conv2d_backward"]
+
 
 # ---------------------------------------------------------------------------------------
 # geometry and argument checks (shared with the fast CPU version)

@@ -34,6 +34,9 @@ from ._checks import require_float, require_int_array, require_shape
 from ._xp import get_xp
 from .conv import int_pair
 
+__all__ = ["max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward",
+           "avg_pool2d_backward", "adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward"]
+
 
 # ---------------------------------------------------------------------------------------
 # geometry (shared with the fast CPU version)

@@ -34,6 +34,17 @@ extern "C" __global__ void missing_barrier(const float* x, float* y, int n) {
     if (i < n) y[i] = left + right;
 }
 
+// Missing barrier that the forward order hides: thread i reads what thread i-1 wrote. Run
+// forward, thread i-1 has already finished when thread i starts; only reverse order sees it.
+extern "C" __global__ void missing_barrier_left(const float* x, float* y, int n) {
+    DYN_SMEM(float, tile);
+    int i = threadIdx.x;
+    tile[i] = i < n ? x[i] : 0.0f;
+    // BUG: missing_barrier_left (a __syncthreads() belongs here)
+    float left = i > 0 ? tile[i - 1] : 0.0f;
+    if (i < n) y[i] = left;
+}
+
 // A shuffle whose mask names lanes that return early.
 extern "C" __global__ void shuffle_partial_mask(float* y) {
     if (threadIdx.x >= 16) return;
