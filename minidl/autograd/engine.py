@@ -46,7 +46,7 @@ def _owned(grad, be):
     a = grad._data
     if getattr(a, "base", None) is None and a.flags.c_contiguous and a.flags.writeable:
         return grad
-    return _fn._Tensor._wrap(be.xp.ascontiguousarray(a).copy(), be, None, 0)
+    return _fn._Tensor._wrap(a.copy(), be, None, 0)  # copy() is C-contiguous and keeps 0-d shapes
 
 
 def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,

@@ -33,17 +33,19 @@ def _cross_entropy_rows(logits, target, weight, ignore_index, smoothing, loss, l
         sum_exp = T(0.0)
         for j in range(C):
             sum_exp += fast_exp(logits[i, j] - shift)
-        lse = shift + T(math.log(sum_exp))
-        lse_out[i] = lse
+        log_sum = T(math.log(sum_exp))
+        lse_out[i] = shift + log_sum
         y = target[i]
         if y == ignore_index:
             loss[i] = T(0.0)
             continue
-        row_loss = (T(1.0) - smoothing) * weight[y] * (lse - logits[i, y])
+        # -log p_c = (shift - z_c) + log_sum: both terms exact-ish, unlike lse - z_c once lse
+        # has been rounded to float32 (its spacing is 1e-3 near 1e4)
+        row_loss = (T(1.0) - smoothing) * weight[y] * ((shift - logits[i, y]) + log_sum)
         if smoothing > T(0.0):
             smooth_sum = T(0.0)
             for j in range(C):
-                smooth_sum += weight[j] * (lse - logits[i, j])
+                smooth_sum += weight[j] * ((shift - logits[i, j]) + log_sum)
             row_loss += smoothing / T(C) * smooth_sum
         loss[i] = row_loss
 

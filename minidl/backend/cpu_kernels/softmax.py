@@ -49,9 +49,11 @@ def _log_softmax_rows(x, y):
         total = x.dtype.type(0.0)
         for j in range(x.shape[1]):
             total += fast_exp(x[i, j] - shift)
-        lse = shift + x.dtype.type(math.log(total))
+        # (x - shift) - log(total), not x - (shift + log(total)): with logits ~ 1e4 the sum
+        # shift + log(total) would round to float32's 1e-3 spacing there and smear every y
+        log_total = x.dtype.type(math.log(total))
         for j in range(x.shape[1]):
-            y[i, j] = x[i, j] - lse
+            y[i, j] = (x[i, j] - shift) - log_total
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")

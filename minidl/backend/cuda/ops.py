@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from .launch import Launcher
 from .matmul_ops import MatmulOps
+from .norm_ops import NormOps
 from .reduce_ops import ReduceOps
 from .softmax_ops import SoftmaxOps
 
 
-class CudaKernelOps(SoftmaxOps, ReduceOps, MatmulOps):
+class CudaKernelOps(SoftmaxOps, NormOps, ReduceOps, MatmulOps):
     def __init__(self, launcher: Launcher):
         self.launcher = launcher
         self.xp = launcher.xp

@@ -112,6 +112,11 @@ def _tree_smem_per_row(p: Problem, block: int) -> Launch:
     return Launch((p.rows,), (block,), block * p.itemsize)
 
 
+def one_thread_per_column(p: Problem, block: int) -> Launch:
+    """Second kernel of layer_norm_backward v1 (dweight / dbias)."""
+    return Launch((max(1, ceil_div(p.cols, block)),), (block,))
+
+
 def _matmul_launch(tile: int):
     def launch(p: Problem, block: int) -> Launch:
         return Launch((ceil_div(p.n, tile), ceil_div(p.m, tile), p.batch), (16, 16))
@@ -141,6 +146,17 @@ _ENTRIES = [
                   "one thread per row", 128, _one_thread_per_row, (cols_fit_int,)),
     KernelVersion("softmax_backward", 2, "softmax.cu", ("softmax_bwd_v2",),
                   "block per row, warp-shuffle reduction", 256, _one_block_per_row,
+                  (block_multiple_of_32, rows_fit_grid_x, cols_fit_int)),
+    KernelVersion("layer_norm_forward", 1, "layernorm.cu", ("layer_norm_fwd_v1",),
+                  "one thread per row, two-pass variance", 128, _one_thread_per_row, (cols_fit_int,)),
+    KernelVersion("layer_norm_forward", 2, "layernorm.cu", ("layer_norm_fwd_v2",),
+                  "block per row, warp-shuffle reductions", 256, _one_block_per_row,
+                  (block_multiple_of_32, rows_fit_grid_x, cols_fit_int)),
+    KernelVersion("layer_norm_backward", 1, "layernorm.cu", ("layer_norm_bwd_v1", "layer_norm_bwd_params_v1"),
+                  "thread per row for dx, thread per column for dweight/dbias", 128, _one_thread_per_row,
+                  (cols_fit_int,)),
+    KernelVersion("layer_norm_backward", 2, "layernorm.cu", ("layer_norm_bwd_v2",),
+                  "block per row, atomics for dweight/dbias", 256, _one_block_per_row,
                   (block_multiple_of_32, rows_fit_grid_x, cols_fit_int)),
     KernelVersion("sum", 1, "reduce.cu", ("sum_v1",), "one atomicAdd per element", 256,
                   lambda p, b: Launch((max(1, ceil_div(p.n, b)),), (b,)), (grid_x_blocks,)),

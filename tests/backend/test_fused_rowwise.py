@@ -1,0 +1,542 @@
+"""Row-wise and elementwise fused ops: reference and fast CPU versions against plain float64
+NumPy written here, against central finite differences (backward), and against PyTorch.
+
+Every test runs on both implementations (`impl` fixture) in float32 and float64. The float64
+"truth" functions below are written independently of minidl: they use explicit Jacobians,
+Python loops or finite differences rather than the formulas in the code under test.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import minidl.backend.cpu_kernels as fast
+import minidl.backend.reference as reference
+
+IMPLS = {"reference": reference, "fast": fast}
+TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-10, atol=1e-12)}
+ROW_SHAPES = [(4, 1), (3, 7), (2, 3, 33), (5, 129)]
+ELEMENTWISE_SHAPES = [(), (1,), (7,), (3, 5, 33), (2, 0)]
+
+
+@pytest.fixture(params=sorted(IMPLS))
+def impl(request):
+    return IMPLS[request.param]
+
+
+@pytest.fixture(params=[np.float32, np.float64], ids=["f32", "f64"])
+def dtype(request):
+    return request.param
+
+
+def rand(shape, dtype, seed=0, scale=1.0):
+    return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(dtype)
+
+
+def close(actual, expected, dtype, scale=1.0):
+    """Check dtype and shape, then values against float64 truth with the dtype's tolerance."""
+    assert actual.dtype == dtype, f"result dtype {actual.dtype}, expected {np.dtype(dtype)}"
+    assert actual.shape == np.shape(expected)
+    tol = TOL[dtype]
+    np.testing.assert_allclose(actual, expected, rtol=tol["rtol"], atol=tol["atol"] * scale)
+
+
+def fd_close(actual, expected, dtype, scale=1.0):
+    """Like close, against central differences, whose own error (~1e-9) bounds float64."""
+    if dtype is np.float64:
+        assert actual.dtype == dtype
+        np.testing.assert_allclose(actual, expected, rtol=1e-6, atol=1e-8 * scale)
+    else:
+        close(actual, expected, dtype, scale)
+
+
+def f64(a):
+    return None if a is None else np.asarray(a, dtype=np.float64)
+
+
+def finite_difference_vjp(f, x, dy, h=1e-6):
+    """sum_k dy_k * d f_k / d x_j, by central differences of a float64 function."""
+    x = x.astype(np.float64).copy()
+    grad = np.zeros_like(x)
+    for j in np.ndindex(x.shape):
+        saved = x[j]
+        x[j] = saved + h
+        up = np.sum(f(x) * dy)
+        x[j] = saved - h
+        down = np.sum(f(x) * dy)
+        x[j] = saved
+        grad[j] = (up - down) / (2 * h)
+    return grad
+
+
+# ---- float64 truth, written plainly ------------------------------------------------------
+
+def truth_softmax(x):
+    x = f64(x)
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def truth_softmax_vjp(x, dy):
+    s = truth_softmax(x)
+    jac = s[..., :, None] * (np.eye(s.shape[-1]) - s[..., None, :])   # ds_j/dx_k
+    return np.einsum("...j,...jk->...k", f64(dy), jac)
+
+
+def truth_log_softmax_vjp(x, dy):
+    s = truth_softmax(x)
+    jac = np.eye(s.shape[-1]) - s[..., None, :]                        # dlog s_j / dx_k
+    return np.einsum("...j,...jk->...k", f64(dy), jac)
+
+
+def truth_layer_norm(x, w, b, eps):
+    x = f64(x)
+    y = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + eps)
+    return y * (1.0 if w is None else f64(w)) + (0.0 if b is None else f64(b))
+
+
+def truth_rms_norm(x, w, eps):
+    x = f64(x)
+    y = x / np.sqrt((x ** 2).mean(-1, keepdims=True) + eps)
+    return y * (1.0 if w is None else f64(w))
+
+
+def truth_gelu(x, approximate):
+    x = f64(x)
+    if approximate == "tanh":
+        return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+    phi = np.vectorize(lambda v: 0.5 * math.erfc(-v / math.sqrt(2)), otypes=[float])
+    return x * phi(x)
+
+
+def truth_silu(x):
+    x = f64(x)
+    return x / (1 + np.exp(-x))
+
+
+def truth_cross_entropy(logits, target, weight, ignore_index, smoothing):
+    logits = f64(logits)
+    N, C = logits.shape
+    w = np.ones(C) if weight is None else f64(weight)
+    loss = np.zeros(N)
+    for i in range(N):
+        if target[i] == ignore_index:
+            continue
+        log_p = logits[i] - (logits[i].max() + np.log(np.exp(logits[i] - logits[i].max()).sum()))
+        q = np.full(C, smoothing / C)          # smoothed target distribution
+        q[target[i]] += 1 - smoothing
+        loss[i] = -np.sum(q * w * log_p)
+    return loss
+
+
+# ---- softmax family --------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", ROW_SHAPES)
+def test_softmax_forward_backward(impl, dtype, shape):
+    x, dy = rand(shape, dtype, 1, scale=3.0), rand(shape, dtype, 2)
+    x_before = x.copy()
+    y = impl.softmax_forward(x)
+    close(y, truth_softmax(x), dtype)
+    close(impl.softmax_backward(y, dy), truth_softmax_vjp(x, dy), dtype)
+    np.testing.assert_array_equal(x, x_before)  # inputs untouched
+
+
+@pytest.mark.parametrize("shape", ROW_SHAPES)
+def test_log_softmax_forward_backward(impl, dtype, shape):
+    x, dy = rand(shape, dtype, 3, scale=3.0), rand(shape, dtype, 4)
+    y = impl.log_softmax_forward(x)
+    close(y, np.log(truth_softmax(x)), dtype, scale=10)
+    close(impl.log_softmax_backward(y, dy), truth_log_softmax_vjp(x, dy), dtype)
+
+
+def test_softmax_extremes_and_nan(impl, dtype):
+    x = np.array([[1e4, -1e4, 0.0, 1e4],          # huge spread: no overflow
+                  [-np.inf, 0.0, 1.0, -np.inf],    # -inf entries get probability 0
+                  [1.0, np.nan, 2.0, 3.0]], dtype=dtype)  # NaN poisons its row only
+    y = impl.softmax_forward(x)
+    np.testing.assert_allclose(y[0], [0.5, 0.0, 0.0, 0.5], rtol=1e-6)
+    np.testing.assert_allclose(y[1], [0.0, *truth_softmax(np.array([0.0, 1.0])), 0.0],
+                               rtol=1e-6)
+    assert np.isnan(y[2]).all()
+    ly = impl.log_softmax_forward(x[:1])
+    np.testing.assert_allclose(ly[0], [-math.log(2), -2e4 - math.log(2), -1e4 - math.log(2),
+                                       -math.log(2)], rtol=1e-6)
+
+
+def test_softmax_accepts_non_contiguous(impl):
+    x = rand((9, 6), np.float32, 5).T    # a transposed view
+    close(impl.softmax_forward(x), truth_softmax(x), np.float32)
+
+
+# ---- normalisation ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", ROW_SHAPES)
+@pytest.mark.parametrize("affine", ["weight+bias", "weight", "bias", "none"])
+def test_layer_norm_forward(impl, dtype, shape, affine):
+    C = shape[-1]
+    x = rand(shape, dtype, 6, scale=2.0) + dtype(0.5)
+    w = rand((C,), dtype, 7) if "weight" in affine else None
+    b = rand((C,), dtype, 8) if "bias" in affine else None
+    y, mean, rstd = impl.layer_norm_forward(x, w, b, 1e-5)
+    close(y, truth_layer_norm(x, w, b, 1e-5), dtype, scale=10)
+    close(mean, f64(x).mean(-1), dtype)
+    close(rstd, 1 / np.sqrt(f64(x).var(-1) + 1e-5), dtype, scale=1e3)
+
+
+@pytest.mark.parametrize("shape", [(3, 1), (2, 5), (2, 2, 7)])
+@pytest.mark.parametrize("with_weight", [True, False])
+def test_layer_norm_backward_matches_finite_differences(impl, dtype, shape, with_weight):
+    C = shape[-1]
+    x, dy = rand(shape, dtype, 9), rand(shape, dtype, 10)
+    w = rand((C,), dtype, 11) if with_weight else None
+    b = rand((C,), dtype, 12)
+    _, mean, rstd = impl.layer_norm_forward(x, w, b, 1e-5)
+    dx, dw, db = impl.layer_norm_backward(dy, x, w, mean, rstd)
+    scale = 1e3 if C == 1 else 10   # C = 1: y = bias, dx is 0 up to rounding of rstd ~ 316
+    fd_close(dx, finite_difference_vjp(lambda v: truth_layer_norm(v, w, b, 1e-5), x, f64(dy)),
+          dtype, scale)
+    close(db, f64(dy).reshape(-1, C).sum(0), dtype, scale=10)
+    if with_weight:
+        fd_close(dw, finite_difference_vjp(lambda v: truth_layer_norm(x, v, b, 1e-5), w, f64(dy)),
+              dtype, scale=10)
+    else:
+        assert dw is None
+
+
+def test_layer_norm_large_offset(impl):
+    """Rows with mean 1000 and spread 1: the two-pass variance is good to float32 rounding of
+    x - mean (~1e-4); the one-pass E[x^2] - E[x]^2 would be off by ~6% (spacing of 1e6)."""
+    x = rand((200, 64), np.float32, 13) + np.float32(1000.0)
+    y, _, rstd = impl.layer_norm_forward(x, None, None, 1e-5)
+    np.testing.assert_allclose(y, truth_layer_norm(x, None, None, 1e-5), atol=5e-4)
+    np.testing.assert_allclose(rstd, 1 / np.sqrt(f64(x).var(-1) + 1e-5), rtol=5e-4)
+
+
+def test_layer_norm_parameter_grads_over_many_rows(impl):
+    """dweight/dbias add 20000 rows in float32 and stay within a few rounding steps."""
+    x, dy = rand((20000, 3), np.float32, 13), rand((20000, 3), np.float32, 14)
+    w = np.ones(3, np.float32)
+    _, mean, rstd = impl.layer_norm_forward(x, w, None, 1e-5)
+    _, dw, db = impl.layer_norm_backward(dy, x, w, mean, rstd)
+    xhat = truth_layer_norm(x, None, None, 1e-5)
+    np.testing.assert_allclose(dw, (f64(dy) * xhat).sum(0), rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(db, f64(dy).sum(0), rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("shape", ROW_SHAPES)
+def test_rms_norm_forward(impl, dtype, shape):
+    x, w = rand(shape, dtype, 15), rand(shape[-1:], dtype, 16)
+    for weight in (w, None):
+        y, rstd = impl.rms_norm_forward(x, weight, 1e-6)
+        close(y, truth_rms_norm(x, weight, 1e-6), dtype, scale=10)
+        close(rstd, 1 / np.sqrt((f64(x) ** 2).mean(-1) + 1e-6), dtype, scale=10)
+
+
+@pytest.mark.parametrize("shape", [(3, 1), (2, 5), (2, 2, 7)])
+def test_rms_norm_backward_matches_finite_differences(impl, dtype, shape):
+    x, dy, w = rand(shape, dtype, 17), rand(shape, dtype, 18), rand(shape[-1:], dtype, 19)
+    for weight in (w, None):
+        _, rstd = impl.rms_norm_forward(x, weight, 1e-6)
+        dx, dw = impl.rms_norm_backward(dy, x, weight, rstd)
+        fd_close(dx, finite_difference_vjp(lambda v: truth_rms_norm(v, weight, 1e-6), x, f64(dy)),
+              dtype, scale=10)
+        if weight is None:
+            assert dw is None
+        else:
+            fd_close(dw, finite_difference_vjp(lambda v: truth_rms_norm(x, v, 1e-6), w, f64(dy)),
+                  dtype, scale=10)
+
+
+# ---- activations ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", ELEMENTWISE_SHAPES)
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu(impl, dtype, shape, approximate):
+    x, dy = rand(shape, dtype, 20, scale=3.0), rand(shape, dtype, 21)
+    close(impl.gelu_forward(x, approximate), truth_gelu(x, approximate), dtype, scale=5)
+    dx = impl.gelu_backward(x, dy, approximate)
+    fd_close(dx, finite_difference_vjp(lambda v: truth_gelu(v, approximate), x, f64(dy)),
+          dtype, scale=5)
+
+
+@pytest.mark.parametrize("shape", ELEMENTWISE_SHAPES)
+def test_silu(impl, dtype, shape):
+    x, dy = rand(shape, dtype, 22, scale=3.0), rand(shape, dtype, 23)
+    close(impl.silu_forward(x), truth_silu(x), dtype, scale=5)
+    fd_close(impl.silu_backward(x, dy), finite_difference_vjp(truth_silu, x, f64(dy)), dtype,
+             scale=5)
+
+
+def test_activations_at_extremes(impl, dtype):
+    """Far tails: no overflow, the right limits, and relative accuracy where values are tiny."""
+    x = np.array([-200.0, -30.0, -8.0, -3.0, 0.0, 3.0, 30.0, 200.0], dtype)
+    for approximate in ("none", "tanh"):
+        y = impl.gelu_forward(x, approximate)
+        assert y[0] == 0.0 and y[-1] == 200.0
+        close(y, truth_gelu(x, approximate), dtype)
+        dx = impl.gelu_backward(x, np.ones(8, dtype), approximate)
+        assert np.all(np.isfinite(dx)) and dx[0] == 0.0 and dx[-1] == 1.0
+    # GELU(-8) = -8 * Phi(-8) ~ -5e-15: kept to float32 relative precision by erfc
+    np.testing.assert_allclose(impl.gelu_forward(x[2:3], "none"),
+                               truth_gelu(x[2:3], "none"), rtol=2e-6)
+    close(impl.silu_forward(x), truth_silu(x), dtype)
+    assert np.isnan(impl.gelu_forward(np.array([np.nan], dtype), "tanh")).all()
+    assert np.isnan(impl.silu_forward(np.array([np.nan], dtype))).all()
+
+
+def test_reference_erf_fallback_is_exact():
+    from minidl.backend.reference.activation import erf_elementwise
+    x = np.array([[-3.0, -0.5], [0.0, 1e-8]], np.float32)
+    out = erf_elementwise(x)
+    assert out.dtype == np.float32 and out.shape == x.shape
+    np.testing.assert_array_equal(out, np.float32([[math.erf(-3.0), math.erf(-0.5)],
+                                                   [0.0, math.erf(np.float32(1e-8))]]))
+
+
+# ---- dropout ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("p", [0.0, 0.3, 0.9, 1.0])
+def test_dropout_mask_statistics_and_backward(impl, dtype, p):
+    x, dy = rand((200, 500), dtype, 24), rand((200, 500), dtype, 25)
+    y, mask = impl.dropout_forward(x, p, np.random.default_rng(26))
+    assert y.dtype == dtype and mask.shape == x.shape
+    keep = np.asarray(mask, dtype=bool)
+    # kept fraction within 5 standard deviations of 1 - p (exact at p = 0 and p = 1)
+    sigma = math.sqrt(p * (1 - p) / x.size)
+    assert abs(keep.mean() - (1 - p)) <= 5 * sigma
+    expected = np.where(keep, f64(x) / (1 - p), 0.0) if p < 1 else np.zeros(x.shape)
+    close(y, expected, dtype)
+    close(impl.dropout_backward(dy, mask, p),
+          np.where(keep, f64(dy) / (1 - p), 0.0) if p < 1 else np.zeros(x.shape), dtype)
+
+
+def test_dropout_masks_are_seeded_and_fresh(dtype):
+    x = rand((64, 33), dtype, 27)
+    y_ref, m_ref = reference.dropout_forward(x, 0.5, np.random.default_rng(5))
+    y_fast, m_fast = fast.dropout_forward(x, 0.5, np.random.default_rng(5))
+    np.testing.assert_array_equal(m_ref, m_fast)       # same draws, same mask
+    np.testing.assert_array_equal(y_ref, y_fast)
+    rng = np.random.default_rng(6)
+    _, first = fast.dropout_forward(x, 0.5, rng)
+    _, second = fast.dropout_forward(x, 0.5, rng)
+    assert (first != second).mean() > 0.3                # a new mask on every call
+    # elements are dropped independently: neighbours agree about half the time
+    assert 0.4 < (first[:, 1:] == first[:, :-1]).mean() < 0.6
+
+
+# ---- cross-entropy ----------------------------------------------------------------------
+
+CE_CASES = [  # (weight?, ignore_index, label_smoothing)
+    (False, -100, 0.0), (True, -100, 0.0), (False, 2, 0.0), (True, -100, 0.2),
+    (True, 0, 0.1), (False, -100, 1.0)]
+
+
+@pytest.mark.parametrize("C", [1, 5, 65])
+@pytest.mark.parametrize("with_weight,ignore_index,smoothing", CE_CASES)
+def test_cross_entropy(impl, dtype, C, with_weight, ignore_index, smoothing):
+    N = 9
+    logits = rand((N, C), dtype, 28, scale=3.0)
+    target = np.random.default_rng(29).integers(0, C, N)
+    target[::4] = ignore_index if ignore_index < 0 else target[::4]
+    weight = (np.random.default_rng(30).random(C) + 0.5).astype(dtype) if with_weight else None
+    dloss = rand((N,), dtype, 31)
+    loss, lse = impl.cross_entropy_forward(logits, target, weight, ignore_index, smoothing)
+    close(loss, truth_cross_entropy(logits, target, weight, ignore_index, smoothing), dtype, 10)
+    lg = f64(logits)
+    close(lse, np.log(np.exp(lg - lg.max(1, keepdims=True)).sum(1)) + lg.max(1), dtype, 10)
+    dlogits = impl.cross_entropy_backward(logits, target, lse, dloss, weight, ignore_index,
+                                          smoothing)
+    fd = finite_difference_vjp(
+        lambda z: truth_cross_entropy(z, target, weight, ignore_index, smoothing), logits,
+        f64(dloss))
+    fd_close(dlogits, fd, dtype, scale=10)
+    ignored = target == ignore_index
+    assert np.all(loss[ignored] == 0) and np.all(dlogits[ignored] == 0)
+
+
+def test_cross_entropy_extreme_logits_stay_finite(impl):
+    rng = np.random.default_rng(32)
+    logits = (rng.choice([-1e4, 1e4], size=(8, 7)) + rng.standard_normal((8, 7))).astype(
+        np.float32)
+    target = rng.integers(0, 7, 8)
+    weight = np.linspace(0.5, 2.0, 7).astype(np.float32)
+    loss, lse = impl.cross_entropy_forward(logits, target, weight, -100, 0.1)
+    dlogits = impl.cross_entropy_backward(logits, target, lse, np.ones(8, np.float32), weight,
+                                          -100, 0.1)
+    assert np.all(np.isfinite(loss)) and np.all(np.isfinite(lse))
+    assert np.all(np.isfinite(dlogits))
+    np.testing.assert_allclose(loss, truth_cross_entropy(logits, target, weight, -100, 0.1),
+                               rtol=1e-5)
+
+
+# ---- embedding --------------------------------------------------------------------------
+
+def truth_embedding_backward(indices, dy, num_embeddings, padding_idx):
+    D = dy.shape[-1]
+    out = np.zeros((num_embeddings, D))
+    for n, row in enumerate(np.asarray(indices).reshape(-1)):
+        out[row] += f64(dy).reshape(-1, D)[n]
+    if padding_idx is not None:
+        out[padding_idx] = 0.0
+    return out
+
+
+@pytest.mark.parametrize("index_shape,D,padding_idx", [
+    ((6,), 1, None), ((4, 5), 3, 0), ((2, 3, 4), 8, -1), ((0,), 4, None)])
+@pytest.mark.parametrize("index_dtype", [np.int64, np.int32])
+def test_embedding_backward(impl, dtype, index_shape, D, padding_idx, index_dtype):
+    E = 5
+    indices = np.random.default_rng(33).integers(0, E, index_shape).astype(index_dtype)
+    if indices.size:
+        indices.reshape(-1)[:3] = 2               # repeated indices must accumulate
+    dy = rand(index_shape + (D,), dtype, 34)
+    dweight = impl.embedding_backward(indices, dy, E, padding_idx)
+    normalised = None if padding_idx is None else padding_idx % E
+    close(dweight, truth_embedding_backward(indices, dy, E, normalised), dtype)
+    # deterministic: the same call gives the same bits
+    np.testing.assert_array_equal(dweight, impl.embedding_backward(indices, dy, E, padding_idx))
+
+
+# ---- bad input --------------------------------------------------------------------------
+
+X = np.zeros((2, 3), np.float32)
+BAD_CALLS = [
+    ("softmax_forward", (np.zeros((2, 3), np.int64),), TypeError, "float32 or float64.*int64"),
+    ("softmax_forward", (np.zeros((2, 0), np.float32),), ValueError, r"C >= 1.*\(2, 0\)"),
+    ("softmax_backward", (X, np.zeros((2, 4), np.float32)), ValueError, r"dy.*\(2, 3\).*\(2, 4\)"),
+    ("log_softmax_backward", (X, X.astype(np.float64)), TypeError, "float64.*float32"),
+    ("layer_norm_forward", (X, np.ones(4, np.float32), None, 1e-5), ValueError,
+     r"weight.*\(3,\).*\(4,\)"),
+    ("layer_norm_backward", (X, X, None, np.zeros(3, np.float32), np.zeros(2, np.float32)),
+     ValueError, r"mean.*\(2,\).*\(3,\)"),
+    ("rms_norm_forward", (X, np.ones(3, np.float64), 1e-5), TypeError, "weight.*float64"),
+    ("gelu_forward", (X, "erf"), ValueError, "'none'.*'tanh'.*'erf'"),
+    ("gelu_backward", (X, np.zeros(3, np.float32), "tanh"), ValueError, r"dy.*\(2, 3\)"),
+    ("silu_forward", ([1.0, 2.0],), TypeError, "must be an array.*list"),
+    ("dropout_forward", (X, 1.5, np.random.default_rng(0)), ValueError, r"p.*\[0, 1\].*1\.5"),
+    ("dropout_backward", (X, np.ones((3, 2), bool), 0.5), ValueError, r"mask.*\(2, 3\)"),
+    ("cross_entropy_forward", (X, np.array([0, 3]), None, -100, 0.0), IndexError,
+     r"target\[1\] = 3.*3 columns"),
+    ("cross_entropy_forward", (X, np.array([0.0, 1.0]), None, -100, 0.0), TypeError,
+     "target.*integers.*float64"),
+    ("cross_entropy_forward", (X, np.array([0, 1, 2]), None, -100, 0.0), ValueError,
+     r"target.*\(2,\).*\(3,\)"),
+    ("cross_entropy_forward", (X, np.array([0, 1]), np.ones(2, np.float32), -100, 0.0),
+     ValueError, r"weight.*\(3,\)"),
+    ("cross_entropy_forward", (X, np.array([0, 1]), None, -100, -0.1), ValueError,
+     "label_smoothing"),
+    ("cross_entropy_forward", (np.zeros(3, np.float32), np.array([0]), None, -100, 0.0),
+     ValueError, r"\(N, C\).*\(3,\)"),
+    ("embedding_backward", (np.array([0, 7]), np.zeros((2, 4), np.float32), 5, None),
+     IndexError, "index 7.*5 rows"),
+    ("embedding_backward", (np.array([0, 1]), np.zeros((3, 4), np.float32), 5, None),
+     ValueError, r"dy.*\(2, 4\).*\(3, 4\)"),
+    ("embedding_backward", (np.array([0, 1]), np.zeros((2, 4), np.float32), 5, 5),
+     ValueError, r"padding_idx.*\[-5, 4\].*5"),
+    ("embedding_backward", (np.array([0.0]), np.zeros((1, 4), np.float32), 5, None),
+     TypeError, "indices.*integers"),
+]
+
+
+@pytest.mark.parametrize("name,args,error,message", BAD_CALLS, ids=[c[0] for c in BAD_CALLS])
+def test_bad_input_is_named(impl, name, args, error, message):
+    with pytest.raises(error, match=message):
+        getattr(impl, name)(*args)
+
+
+# ---- PyTorch ----------------------------------------------------------------------------
+
+def test_against_torch(impl, dtype):
+    torch = pytest.importorskip("torch", reason="PyTorch is the optional cross-check")
+    F = torch.nn.functional
+
+    def run(fn, *arrays, grad_of=0, dy=None):
+        ts = [torch.from_numpy(np.array(a)) for a in arrays]
+        ts[grad_of].requires_grad_(True)
+        out = fn(*ts)
+        out.backward(torch.from_numpy(dy))
+        return out.detach().numpy(), ts[grad_of].grad.numpy()
+
+    x, dy = rand((3, 4, 17), dtype, 40, scale=2.0), rand((3, 4, 17), dtype, 41)
+    y_t, dx_t = run(lambda t: F.softmax(t, -1), x, dy=dy)
+    y = impl.softmax_forward(x)
+    close(y, y_t, dtype)
+    close(impl.softmax_backward(y, dy), dx_t, dtype)
+    y_t, dx_t = run(lambda t: F.log_softmax(t, -1), x, dy=dy)
+    y = impl.log_softmax_forward(x)
+    close(y, y_t, dtype, scale=10)
+    close(impl.log_softmax_backward(y, dy), dx_t, dtype, scale=10)
+
+    w, b = rand((17,), dtype, 42), rand((17,), dtype, 43)
+    y_t, dx_t = run(lambda t, w_, b_: F.layer_norm(t, (17,), w_, b_), x, w, b, dy=dy)
+    _, dw_t = run(lambda t, w_, b_: F.layer_norm(t, (17,), w_, b_), x, w, b, grad_of=1, dy=dy)
+    y, mean, rstd = impl.layer_norm_forward(x, w, b, 1e-5)
+    dx, dw, db = impl.layer_norm_backward(dy, x, w, mean, rstd)
+    close(y, y_t, dtype, scale=10)
+    close(dx, dx_t, dtype, scale=10)
+    close(dw, dw_t, dtype, scale=10)
+    y_t, dx_t = run(lambda t, w_: F.rms_norm(t, (17,), w_, 1e-6), x, w, dy=dy)
+    y, rstd = impl.rms_norm_forward(x, w, 1e-6)
+    close(y, y_t, dtype, scale=10)
+    close(impl.rms_norm_backward(dy, x, w, rstd)[0], dx_t, dtype, scale=10)
+
+    for approximate in ("none", "tanh"):
+        y_t, dx_t = run(lambda t: F.gelu(t, approximate=approximate), x, dy=dy)
+        close(impl.gelu_forward(x, approximate), y_t, dtype, scale=5)
+        close(impl.gelu_backward(x, dy, approximate), dx_t, dtype, scale=5)
+    y_t, dx_t = run(F.silu, x, dy=dy)
+    close(impl.silu_forward(x), y_t, dtype, scale=5)
+    close(impl.silu_backward(x, dy), dx_t, dtype, scale=5)
+
+    logits = rand((12, 6), dtype, 44, scale=3.0)
+    target = np.random.default_rng(45).integers(0, 6, 12)
+    target[[1, 7]] = -100
+    weight, dloss = (np.arange(6) + 1.0).astype(dtype), rand((12,), dtype, 46)
+    loss_t, dlogits_t = run(lambda z: F.cross_entropy(
+        z, torch.from_numpy(target), weight=torch.from_numpy(weight), ignore_index=-100,
+        label_smoothing=0.15, reduction="none"), logits, dy=dloss)
+    loss, lse = impl.cross_entropy_forward(logits, target, weight, -100, 0.15)
+    close(loss, loss_t, dtype, scale=10)
+    close(impl.cross_entropy_backward(logits, target, lse, dloss, weight, -100, 0.15),
+          dlogits_t, dtype, scale=10)
+
+    table, indices = rand((7, 5), dtype, 47), np.array([[1, 3, 3], [6, 1, 0]])
+    dy_e = rand((2, 3, 5), dtype, 48)
+    _, dtable_t = run(lambda t: F.embedding(torch.from_numpy(indices), t, padding_idx=3), table,
+                      dy=dy_e)
+    close(impl.embedding_backward(indices, dy_e, 7, 3), dtable_t, dtype)
+
+
+# ---- the vectorisable maths behind the fast kernels ------------------------------------
+
+def test_fast_exp_and_erfc_float32_accuracy():
+    from numba import njit
+
+    from minidl.backend.cpu_kernels._fastmath import FASTMATH, fast_erfc, fast_exp
+
+    @njit(fastmath=FASTMATH, error_model="numpy")
+    def apply(x, exp_out, erfc_out):
+        for i in range(x.size):
+            exp_out[i] = fast_exp(x[i])
+            erfc_out[i] = fast_erfc(x[i])
+
+    x = np.concatenate([np.linspace(-110, 95, 200001),
+                        [0.0, -87.5, -103.0, 88.72, 88.73, np.inf, -np.inf, np.nan]])
+    x = x.astype(np.float32)
+    exp_out, erfc_out = np.empty_like(x), np.empty_like(x)
+    apply(x, exp_out, erfc_out)
+    with np.errstate(over="ignore"):
+        true_exp = np.exp(f64(x))
+    normal = (true_exp > np.finfo(np.float32).tiny) & (true_exp < np.finfo(np.float32).max)
+    np.testing.assert_allclose(exp_out[normal], true_exp[normal], rtol=2e-7)
+    # subnormal results, 0 below the range, inf above it, NaN through
+    np.testing.assert_allclose(exp_out[~normal & ~np.isnan(x)],
+                               true_exp[~normal & ~np.isnan(x)].astype(np.float32),
+                               rtol=1e-2, atol=3e-45)
+    assert exp_out[-3] == np.inf and exp_out[-2] == 0.0 and np.isnan(exp_out[-1])
+    true_erfc = np.array([math.erfc(v) for v in f64(x[:-3])])
+    kept = true_erfc > 1e-30
+    np.testing.assert_allclose(erfc_out[:-3][kept], true_erfc[kept], rtol=5e-6)
+    assert erfc_out[-3] == 0.0 and erfc_out[-2] == 2.0 and np.isnan(erfc_out[-1])
