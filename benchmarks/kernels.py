@@ -1,6 +1,6 @@
 """Time every version of a kernel ladder on a GPU; validate them on the CPU emulator otherwise.
 
-    python benchmarks/kernels.py softmax      # or: log_softmax softmax_backward sum matmul all
+    python benchmarks/kernels.py softmax      # or: log_softmax softmax_backward layer_norm sum matmul all
 
 On a GPU: each version is timed with CUDA events (median of repeats, interleaved with the
 reference so both see the same clocks), re-checked against a float64 NumPy reference after
@@ -48,6 +48,13 @@ def make_case(op, shapes, rng):
         run = lambda ops, v, a: ops.softmax_backward(a[0], a[1], version=v)
         torch_ref = None
         return (y, dy), run, expected, 3 * y.nbytes, 0, torch_ref, "softmax_backward"
+    if op == "layer_norm":
+        x = rng.standard_normal((shapes["rows"], shapes["cols"])).astype(np.float32)
+        xd = x.astype(np.float64)
+        expected = (xd - xd.mean(-1, keepdims=True)) / np.sqrt(xd.var(-1, keepdims=True) + 1e-5)
+        run = lambda ops, v, a: ops.layer_norm_forward(a[0], None, None, 1e-5, version=v)[0]
+        torch_ref = ("layer_norm", lambda t, a: t.nn.functional.layer_norm(a[0], a[0].shape[-1:]))
+        return (x,), run, expected, 2 * x.nbytes, 0, torch_ref, "layer_norm_forward"
     if op == "sum":
         x = rng.standard_normal(shapes["n"]).astype(np.float32)
         run = lambda ops, v, a: ops.sum_all(a[0], version=v)
@@ -57,7 +64,7 @@ def make_case(op, shapes, rng):
         a, b = (rng.standard_normal((n, n)).astype(np.float32) for _ in range(2))
         run = lambda ops, v, arr: ops.matmul(arr[0], arr[1], version=v)
         return (a, b), run, a.astype(np.float64) @ b, 3 * a.nbytes, 2 * n**3, ("matmul", lambda t, arr: arr[0] @ arr[1]), "matmul"
-    raise SystemExit(f"unknown op {op!r}; choose from softmax log_softmax softmax_backward sum matmul all")
+    raise SystemExit(f"unknown op {op!r}; choose from softmax log_softmax softmax_backward layer_norm sum matmul all")
 
 
 def check(got, expected, n_terms):
@@ -134,9 +141,9 @@ def time_on_gpu(op, repeats=20):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("op", choices=["softmax", "log_softmax", "softmax_backward", "sum", "matmul", "all"])
+    parser.add_argument("op", choices=["softmax", "log_softmax", "softmax_backward", "layer_norm", "sum", "matmul", "all"])
     args = parser.parse_args(argv)
-    ops = ["softmax", "log_softmax", "softmax_backward", "sum", "matmul"] if args.op == "all" else [args.op]
+    ops = ["softmax", "log_softmax", "softmax_backward", "layer_norm", "sum", "matmul"] if args.op == "all" else [args.op]
     if gpu_available():
         for op in ops:
             time_on_gpu(op)

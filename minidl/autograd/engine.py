@@ -148,9 +148,9 @@ def _finish_leaf(node, grad, capture, accumulate, create_graph, given_to_leaves)
         capture[(node, 0)] = grad
     if not accumulate:
         return
-    if grad.shape != t.shape:
-        raise RuntimeError(f"internal error: gradient of shape {grad.shape} for a leaf of shape "
-                           f"{t.shape}")
+    if grad._data.shape != t._data.shape:
+        raise RuntimeError(f"internal error: gradient of shape {grad._data.shape} for a leaf of "
+                           f"shape {t._data.shape}")
     if t.grad is None:
         if not create_graph:
             if id(grad._data) in given_to_leaves:

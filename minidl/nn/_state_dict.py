@@ -11,11 +11,24 @@ first and reported together, so one error message lists all of them:
 """
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 
 from ..autograd.grad_mode import no_grad
 from ..creation import from_numpy
 from ..tensor import Tensor
+
+
+class IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
+    """What `load_state_dict` returns: keys the model wanted but did not get, and the reverse."""
+
+    def __repr__(self) -> str:
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return super().__repr__()
+
+    __str__ = __repr__
 
 
 def load_into(module, state_dict, strict: bool, assign: bool):

@@ -15,24 +15,13 @@ Calling a module (`model(x)`) runs its forward pre-hooks, `forward`, then its fo
 from __future__ import annotations
 
 import copy
-from collections import OrderedDict, namedtuple
+from collections import OrderedDict
 
 from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor
-from .hooks import RemovableHandle
+from .hooks import RemovableHandle, add_hook, call_with_hooks
 from .parameter import Parameter
 from . import _state_dict
-
-
-class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
-    """What `load_state_dict` returns: keys the model wanted but did not get, and the reverse."""
-
-    def __repr__(self) -> str:
-        if not self.missing_keys and not self.unexpected_keys:
-            return "<All keys matched successfully>"
-        return super().__repr__()
-
-    __str__ = __repr__
 
 
 def _type_name(value) -> str:
@@ -387,7 +376,7 @@ class Module:
         into the parameters and buffers. With strict=True, missing or unexpected keys raise;
         shape mismatches always raise. Returns (missing_keys, unexpected_keys)."""
         missing, unexpected = _state_dict.load_into(self, state_dict, strict, assign)
-        return _IncompatibleKeys(missing, unexpected)
+        return _state_dict.IncompatibleKeys(missing, unexpected)
 
     def _load_from_state_dict(self, state_dict, prefix, strict, missing_keys, unexpected_keys,
                               error_msgs, assign=False) -> None:
@@ -403,7 +392,7 @@ class Module:
         single value that becomes a 1-tuple). With with_kwargs=True it is called as
         `hook(module, args, kwargs)` and may return a new (args, kwargs) pair."""
         handle = RemovableHandle(self._forward_pre_hooks, self._forward_pre_hooks_with_kwargs)
-        _add_hook(self._forward_pre_hooks, handle.id, hook, prepend)
+        add_hook(self._forward_pre_hooks, handle.id, hook, prepend)
         if with_kwargs:
             self._forward_pre_hooks_with_kwargs[handle.id] = True
         return handle
@@ -413,7 +402,7 @@ class Module:
         """`hook(module, args, output)` runs after forward; a non-None return value replaces
         the output. With with_kwargs=True: `hook(module, args, kwargs, output)`."""
         handle = RemovableHandle(self._forward_hooks, self._forward_hooks_with_kwargs)
-        _add_hook(self._forward_hooks, handle.id, hook, prepend)
+        add_hook(self._forward_hooks, handle.id, hook, prepend)
         if with_kwargs:
             self._forward_hooks_with_kwargs[handle.id] = True
         return handle
@@ -421,28 +410,7 @@ class Module:
     def __call__(self, *args, **kwargs):
         if not (self._forward_pre_hooks or self._forward_hooks):
             return self.forward(*args, **kwargs)
-        for hook_id, hook in list(self._forward_pre_hooks.items()):
-            if hook_id in self._forward_pre_hooks_with_kwargs:
-                result = hook(self, args, kwargs)
-                if result is not None:
-                    if not (isinstance(result, tuple) and len(result) == 2):
-                        raise RuntimeError("a forward pre-hook registered with with_kwargs=True "
-                                           "must return None or a tuple (new_args, new_kwargs), "
-                                           f"got {type(result).__name__}")
-                    args, kwargs = result
-            else:
-                result = hook(self, args)
-                if result is not None:
-                    args = result if isinstance(result, tuple) else (result,)
-        output = self.forward(*args, **kwargs)
-        for hook_id, hook in list(self._forward_hooks.items()):
-            if hook_id in self._forward_hooks_with_kwargs:
-                result = hook(self, args, kwargs, output)
-            else:
-                result = hook(self, args, output)
-            if result is not None:
-                output = result
-        return output
+        return call_with_hooks(self, args, kwargs)
 
     # ---- printing and copying -------------------------------------------------------------
     def extra_repr(self) -> str:
@@ -477,12 +445,6 @@ class Module:
         for key, value in self.__dict__.items():
             object.__setattr__(new, key, copy.deepcopy(value, memo))
         return new
-
-
-def _add_hook(table: OrderedDict, hook_id: int, hook, prepend: bool) -> None:
-    table[hook_id] = hook
-    if prepend:
-        table.move_to_end(hook_id, last=False)
 
 
 def _swap_array(t: Tensor, new: Tensor) -> None:

@@ -83,7 +83,7 @@ def promote_for_scalar(t: Tensor, s):
 
 def sum_to_shape(grad: Tensor, shape) -> Tensor:
     """Reduce a broadcast gradient back to an input's shape (the adjoint of broadcasting)."""
-    if tuple(grad.shape) == tuple(shape):
+    if grad._data.shape == shape:
         return grad
     from .reduce import sum_to_size
     return sum_to_size(grad, shape)

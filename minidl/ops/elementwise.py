@@ -47,7 +47,8 @@ class Mul(Function):
     def forward(ctx, a, b):
         na, nb = ctx.needs_input_grad
         # keep only what the gradient formulas will read: d(ab)/da = b, d(ab)/db = a
-        ctx.save_for_backward(ctx.inputs[1] if na else None, ctx.inputs[0] if nb else None)
+        if na or nb:
+            ctx.save_for_backward(ctx.inputs[1] if na else None, ctx.inputs[0] if nb else None)
         ctx.shapes = (getattr(a, "shape", ()), getattr(b, "shape", ()))
         return a * b
 
@@ -63,7 +64,8 @@ class Mul(Function):
 class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(*ctx.inputs)
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
+            ctx.save_for_backward(*ctx.inputs)
         ctx.shapes = (getattr(a, "shape", ()), getattr(b, "shape", ()))
         return a / b
 

@@ -18,6 +18,8 @@ values_indices = collections.namedtuple("values_indices", ["values", "indices"])
 def _expand_back(grad: Tensor, in_shape, dims, keepdim: bool) -> Tensor:
     """Broadcast a reduction's gradient back to the input shape."""
     from .shape import reshape, expand
+    if grad._data.size == _numel(in_shape):
+        return reshape(grad, tuple(in_shape))  # only size-1 dims were reduced: a reshape does it
     if not keepdim and len(dims) == len(in_shape):
         return expand(grad, tuple(in_shape))  # a full reduction: broadcasting does it all
     if not keepdim:
@@ -26,6 +28,13 @@ def _expand_back(grad: Tensor, in_shape, dims, keepdim: bool) -> Tensor:
             kept[d] = 1
         grad = reshape(grad, tuple(kept))
     return expand(grad, tuple(in_shape))
+
+
+def _numel(shape) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
 
 
 def _acc_dtype(arr):

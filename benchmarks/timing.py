@@ -1,0 +1,75 @@
+"""Honest timing helpers shared by the benchmark scripts.
+
+* interleave: run candidate A, then B, then A, ... so slow drifts of the machine hit both;
+* report medians with min-max, and ratios of medians measured in the same run;
+* read the kernel's CPU pressure (PSI, /proc/pressure/cpu) around each repeat and flag repeats
+  that waited for a CPU, because on 2 shared cores another process can quantise a 0.3 ms op
+  into an 8 ms one.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+_PSI = Path("/proc/pressure/cpu")
+
+
+def cpu_stall_us() -> float | None:
+    """Total microseconds some task waited for a CPU since boot (None where PSI is absent)."""
+    try:
+        for line in _PSI.read_text().splitlines():
+            if line.startswith("some"):
+                return float(line.split("total=")[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return None
+
+
+def time_once(fn, number: int) -> tuple[float, float | None]:
+    """Seconds per call over `number` calls, and the CPU-stall microseconds seen meanwhile."""
+    s0 = cpu_stall_us()
+    t0 = time.perf_counter()
+    for _ in range(number):
+        fn()
+    dt = (time.perf_counter() - t0) / number
+    s1 = cpu_stall_us()
+    return dt, (None if s0 is None or s1 is None else s1 - s0)
+
+
+def calibrate(fn, target_s: float = 0.05) -> int:
+    """How many calls make one repeat last about target_s."""
+    n = 1
+    while True:
+        dt, _ = time_once(fn, n)
+        if dt * n >= target_s / 4 or n >= 1 << 20:
+            return max(1, int(n * target_s / max(dt * n, 1e-9)))
+        n *= 4
+
+
+def compare(candidates: dict, repeats: int = 7, target_s: float = 0.05, warmup: int = 2) -> dict:
+    """Time several callables interleaved. Returns {name: stats}, each with median/min/max
+    seconds per call, every sample, and how many repeats waited for a CPU."""
+    for fn in candidates.values():
+        for _ in range(warmup):
+            fn()
+    numbers = {name: calibrate(fn, target_s) for name, fn in candidates.items()}
+    samples = {name: [] for name in candidates}
+    stalled = {name: 0 for name in candidates}
+    for _ in range(repeats):
+        for name, fn in candidates.items():
+            dt, stall = time_once(fn, numbers[name])
+            samples[name].append(dt)
+            if stall is not None and stall > 0.05 * dt * numbers[name] * 1e6:
+                stalled[name] += 1
+    return {name: {"median": statistics.median(s), "min": min(s), "max": max(s), "samples": s,
+                   "calls_per_repeat": numbers[name], "stalled_repeats": stalled[name]}
+            for name, s in samples.items()}
+
+
+def fmt_time(seconds: float) -> str:
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.2f} us"
+    if seconds < 1:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds:.2f} s"
