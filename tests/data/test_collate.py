@@ -3,11 +3,12 @@ from collections import namedtuple
 
 import numpy as np
 import pytest
-import torch
-import torch.utils.data
 
 from minidl.data import default_collate, numpy_collate
 from minidl.tensor import Tensor
+
+torch = pytest.importorskip("torch", reason="PyTorch is the reference these loader tests compare with")
+import torch.utils.data  # noqa: E402
 
 Pair = namedtuple("Pair", "image label")
 

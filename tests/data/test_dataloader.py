@@ -1,11 +1,13 @@
 """DataLoader: batching, drop_last, shuffling and its seeds, collate paths."""
 import numpy as np
 import pytest
-import torch.utils.data
 
 import minidl.random
 from minidl.data import DataLoader, Dataset, TensorDataset, numpy_collate
 from minidl.tensor import Tensor
+
+torch = pytest.importorskip("torch", reason="PyTorch is the reference these loader tests compare with")
+import torch.utils.data  # noqa: E402
 
 
 class CountingDataset(Dataset):

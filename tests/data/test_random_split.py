@@ -1,10 +1,11 @@
 """random_split and Subset."""
 import numpy as np
 import pytest
-import torch
-import torch.utils.data
 
 from minidl.data import DataLoader, Subset, TensorDataset, numpy_collate, random_split
+
+torch = pytest.importorskip("torch", reason="PyTorch is the reference these loader tests compare with")
+import torch.utils.data  # noqa: E402
 
 
 def _members(subset):
