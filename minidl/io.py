@@ -108,14 +108,13 @@ def _encode(obj, path: str, arrays: dict):
     Containers are tagged objects ({"$dict": [[key, value], ...]}, {"$list": [...]}, ...),
     so plain JSON values never collide with them; dict keys keep their type (str or int)."""
     if isinstance(obj, Tensor):
-        arr = np.ascontiguousarray(obj._be.to_numpy(obj._data))
-        entry = _store(arr, path or "tensor", arrays)
+        entry = _store(_contiguous(obj._be.to_numpy(obj._data)), path or "tensor", arrays)
         entry.update({"$tensor": entry.pop("name"), "device": str(obj.device)})
         if obj.requires_grad:
             entry["requires_grad"] = True
         return entry
     if isinstance(obj, np.ndarray):
-        entry = _store(np.ascontiguousarray(obj), path or "array", arrays)
+        entry = _store(_contiguous(obj), path or "array", arrays)
         entry["$array"] = entry.pop("name")
         return entry
     if obj is None or isinstance(obj, (bool, int, float, str)):
@@ -136,9 +135,14 @@ def _encode(obj, path: str, arrays: dict):
         tag = "$list" if isinstance(obj, list) else "$tuple"
         return {tag: [_encode(v, _join(path, i), arrays) for i, v in enumerate(obj)]}
     raise TypeError(
-        f"minidl.save cannot store a {type(obj).__name__} (at {_where(path)}): it saves "
-        "Tensors, NumPy arrays, numbers, strings, booleans, None and dicts/lists/tuples of "
-        "them, never code. Save a module's or optimizer's state_dict() instead of the object")
+        f"minidl.save cannot store a value of type {type(obj).__name__} (at {_where(path)}): "
+        "it saves Tensors, NumPy arrays, numbers, strings, booleans, None and dicts/lists/"
+        "tuples of them, never code. Save a module's or optimizer's state_dict() instead")
+
+
+def _contiguous(arr: np.ndarray) -> np.ndarray:
+    # not np.ascontiguousarray: it turns 0-d arrays into shape (1,)
+    return arr if arr.flags.c_contiguous else arr.copy(order="C")
 
 
 def _store(arr: np.ndarray, name: str, arrays: dict) -> dict:
@@ -267,7 +271,7 @@ def _verify(arr: np.ndarray, node: dict, key: str, name: str) -> None:
             f"cannot load '{name}': tensor '{key}' is {arr.dtype.name} {list(arr.shape)} in "
             f"the header but was saved as {node.get('dtype')} {node.get('shape')}; the file "
             "was altered")
-    crc = zlib.crc32(memoryview(np.ascontiguousarray(arr)).cast("B")) if arr.size else 0
+    crc = zlib.crc32(memoryview(_contiguous(arr)).cast("B")) if arr.size else 0
     if crc != node.get("crc32"):
         raise CheckpointError(f"cannot load '{name}': tensor '{key}' fails its checksum "
                               f"(CRC-32 {crc:#010x}, saved {node.get('crc32')!r}); its bytes "
@@ -278,7 +282,7 @@ def _to_tensor(arr: np.ndarray, node: dict, map_location, name: str, key: str) -
     device = _target_device(node.get("device", "cpu"), map_location)
     try:
         be = get_backend(device)
-    except RuntimeError as err:
+    except (RuntimeError, ImportError, OSError) as err:
         raise CheckpointError(f"cannot load '{name}': tensor '{key}' was saved on '{device}', "
                               f"which is not available here ({err}); pass "
                               "map_location='cpu'") from None

@@ -44,7 +44,7 @@ def _owned(grad, be):
     optimizers modify `.grad` in place (clipping, zero_), and a gradient coming out of backward
     may be a broadcast view or shared by two inputs (add passes the same tensor to both)."""
     a = grad._data
-    if getattr(a, "base", None) is None and a.flags.c_contiguous and a.flags.writeable:
+    if a.base is None and a.flags.c_contiguous:  # owns its memory: writable, not a view
         return grad
     return _fn._Tensor._wrap(a.copy(), be, None, 0)  # copy() is C-contiguous and keeps 0-d shapes
 
@@ -75,19 +75,29 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
             if node.is_leaf_node:
                 _finish_leaf(node, grads[0], capture, accumulate, create_graph, given_to_leaves)
                 continue
-            grads = _run_pre_hooks(node, grads)
+            state = node.__dict__
+            if "_grad_hooks" in state:
+                grads = _run_pre_hooks(node, grads)
             if capture is not None:
                 for i, g in enumerate(grads):
                     if (node, i) in capture:
                         capture[(node, i)] = g
-            in_grads = _call_backward(node, grads, create_graph)
+            if "_freed" in state or create_graph or len(grads) > 1:
+                in_grads = _call_backward(node, grads, create_graph)
+            else:  # the common case, without the checks _call_backward makes
+                in_grads = type(node).backward(node, grads[0])
+                if type(in_grads) is not tuple:
+                    in_grads = (in_grads,)
             for edge, g in zip(node.next_edges, in_grads):
                 if edge is None or g is None:
                     continue
                 target, nr = edge
                 slots = buffers.get(target)
                 if slots is None:
-                    slots = buffers[target] = [None] * _n_outputs(target)
+                    if target._n_out == 1:
+                        buffers[target] = [g]
+                        continue
+                    slots = buffers[target] = [None] * target._n_out
                 slots[nr] = g if slots[nr] is None else slots[nr] + g
             if not retain_graph:
                 node.release()
@@ -96,7 +106,7 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
 
 
 def _n_outputs(node) -> int:
-    return 1 if node.is_leaf_node else node._n_out
+    return node._n_out
 
 
 def _run_pre_hooks(node, grads):

@@ -44,6 +44,7 @@ class AccumulateGrad:
 
     __slots__ = ("_variable", "next_edges", "seq")
     is_leaf_node = True
+    _n_out = 1
 
     def __init__(self, variable):
         self._variable = weakref.ref(variable)

@@ -105,7 +105,8 @@ def _as_tensor(value):
         return None
     if arr.dtype == object:
         return None
-    return from_numpy(np.ascontiguousarray(arr))
+    # (not np.ascontiguousarray: it turns a 0-d array such as num_batches_tracked into 1-d)
+    return from_numpy(arr if arr.flags.c_contiguous else arr.copy(order="C"))
 
 
 def _assign(module, name, current, value, is_param) -> None:

@@ -18,6 +18,7 @@ import copy
 from collections import OrderedDict
 
 from ..autograd.grad_mode import no_grad
+from ..backend import get_backend
 from ..tensor import Tensor
 from .hooks import RemovableHandle, add_hook, call_with_hooks
 from .parameter import Parameter
@@ -445,6 +446,14 @@ class Module:
         for key, value in self.__dict__.items():
             object.__setattr__(new, key, copy.deepcopy(value, memo))
         return new
+
+    def __setstate__(self, state) -> None:
+        self.__dict__.update(state)
+        # An unpickled buffer may carry a fresh copy of its device backend; ops compare
+        # backends by identity, so point it back at this process's backend for that device.
+        for t in self._buffers.values():
+            if t is not None:
+                t._be = get_backend(t._be.device)
 
 
 def _swap_array(t: Tensor, new: Tensor) -> None:

@@ -52,8 +52,17 @@ class Reshape(Function):
 
 
 def reshape(x, *shape):
-    shape = _infer_shape(_sizes(shape), x._data.size, x._data.shape)
-    return Reshape.apply1(x, shape)
+    shape = shape[0] if len(shape) == 1 and type(shape[0]) is tuple else _sizes(shape)
+    if -1 in shape or _numel(shape) != x._data.size:
+        shape = _infer_shape(shape, x._data.size, x._data.shape)  # fills -1, or explains
+    return Reshape.apply1(x, tuple(shape))
+
+
+def _numel(shape) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
 
 
 def view(x, *shape):

@@ -10,6 +10,8 @@ weight_decay * p if weight decay is on):
 Each coordinate's step shrinks as its gradients accumulate: rarely-updated coordinates keep
 large steps (why Adagrad suits sparse features), but on long runs every step goes to zero.
 As in PyTorch, the state (step 0, sum = initial_accumulator_value) exists from construction.
+One deliberate difference: a param group's own 'initial_accumulator_value' is honoured
+(PyTorch fills every group's sums with the constructor's value and ignores the group's).
 """
 from __future__ import annotations
 

@@ -54,6 +54,10 @@ class Optimizer:
             raise TypeError("params argument given to the optimizer should be an iterable of "
                             "Tensors or dicts, but got a dict; pass a list of param groups: "
                             "[{'params': ...}]")
+        if isinstance(params, set):
+            raise TypeError("optimizer parameters need to be organized in ordered collections, "
+                            "but the ordering of tensors in sets will change between runs. "
+                            "Please use a list instead.")
         self.state: defaultdict = defaultdict(dict)
         self.param_groups: list = []
         groups = list(params)
