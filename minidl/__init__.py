@@ -27,6 +27,7 @@ from .autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
 from . import autograd
 from .ops import *  # noqa: F401,F403
 from . import ops
+from . import cuda
 
 
 def is_tensor(obj) -> bool:

@@ -105,7 +105,8 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps: float = 1e-6, atol: float 
     outputs = [o for o in _flat_outputs(fn(*inputs)) if o.requires_grad]
     if grad_outputs is None:
         rng = np.random.default_rng(seed)
-        grad_outputs = [Tensor(rng.standard_normal(o.shape), dtype="float64", requires_grad=True)
+        grad_outputs = [Tensor(rng.standard_normal(o.shape), dtype="float64", device=o.device,
+                               requires_grad=True)
                         for o in outputs]
     n_in = len(inputs)
 

@@ -16,5 +16,7 @@ fused ops run our CUDA C kernels through the CPU emulation harness).
 from __future__ import annotations
 
 from .device import Device, device, register_backend, get_backend, available_devices
+from . import cpu as _cpu  # noqa: F401  (registers 'cpu')
+from . import gpu as _gpu  # noqa: F401  (registers 'cuda' and 'cuda-emu'; nothing heavy is imported yet)
 
 __all__ = ["Device", "device", "register_backend", "get_backend", "available_devices"]

@@ -12,16 +12,19 @@ import importlib
 
 
 class FusedTable:
-    def __init__(self, device_name: str, module_names):
+    """`sources`: module names (imported on first use) or zero-argument factories returning an
+    object whose attributes are fused ops (e.g. the CUDA kernel ops of a device)."""
+
+    def __init__(self, device_name: str, sources):
         self._device_name = device_name
-        self._module_names = list(module_names) + ["minidl.backend.reference"]
+        self._module_names = list(sources) + ["minidl.backend.reference"]
         self._modules = None
 
     def _load_modules(self):
         mods = []
         for name in self._module_names:
             try:
-                mods.append(importlib.import_module(name))
+                mods.append(name() if callable(name) else importlib.import_module(name))
             except ImportError as err:
                 # a device's fast module may be missing (e.g. no compiler); the reference serves
                 if name == "minidl.backend.reference":
@@ -42,7 +45,7 @@ class FusedTable:
                 return fn
         raise NotImplementedError(
             f"fused op '{name}' is not available on device '{self._device_name}' "
-            f"(looked in {', '.join(self._module_names)})")
+            f"(looked in {', '.join(map(str, self._module_names))})")
 
     def override(self, name: str, fn) -> None:
         """Replace one entry (used by tests and by devices that pick a kernel version)."""

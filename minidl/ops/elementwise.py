@@ -514,7 +514,10 @@ class ToDevice(Function):
         src = ctx._be
         ctx.src_be = src
         ctx.out_be = target_be
-        return target_be.from_numpy(src.to_numpy(x))
+        host = src.to_numpy(x)
+        if not src.is_gpu and not target_be.is_gpu:
+            host = host.copy()  # two host devices (cpu, cuda-emu) must not share memory
+        return target_be.from_numpy(host)
 
     @staticmethod
     def backward(ctx, grad):

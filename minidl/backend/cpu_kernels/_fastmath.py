@@ -100,7 +100,7 @@ def _exp_float32(v):
     rounds to exactly that.
     """
     c = min(max(v, np.float32(-104.0)), np.float32(89.0))
-    k = np.float32(math.floor(c * np.float32(1.44269504088896341) + np.float32(0.5)))
+    k = np.floor(c * np.float32(1.44269504088896341) + np.float32(0.5))
     r = c - k * np.float32(0.693359375) + k * np.float32(2.12194440e-4)
     p = np.float32(1.9875691500e-4)
     p = p * r + np.float32(1.3981999507e-3)
