@@ -9,10 +9,15 @@ The work is split by kind:
 * everything elementwise on a (Tq, Tk) block (causal mask, row max, exp, row sum, lse,
   dS = P * (dP - delta)) is one serial Numba pass, with a vectorised float32 exp.
 
-Memory. The forward holds one (Tq, Tk) block per (batch, head) of the chunk (scores, turned
-into probabilities in place). The backward needs P and dP together, so it works on half the
-query rows at a time: P and dP for Tq/2 rows each, again one block's worth. Buffers are
-reused across chunks and calls; the chunk is sized so its blocks fit in ~2 MiB of cache.
+Memory. Work goes by chunks of (batch, head) pairs and, within a chunk, by tiles of query
+rows. The forward holds one score tile per pair (turned into probabilities in place), at
+most one (Tq, Tk) block. The backward needs P and dP together, so it uses at least two row
+tiles: P and dP of one tile are again at most one block per pair. Buffers are reused across
+chunks and calls; a chunk's tiles take ~2 MiB, so they stay in cache between the GEMM that
+writes them and the Numba pass that reads them.
+
+Causal masks skip work: a tile of query rows can only see the keys up to its last row, so
+its GEMMs run over those keys alone (4 tiles: 10/16 of the full products).
 """
 from __future__ import annotations
 
