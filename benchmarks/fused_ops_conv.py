@@ -1,16 +1,22 @@
 """Fused CPU ops for CNNs and attention: fast vs reference vs PyTorch, interleaved.
 
     python benchmarks/fused_ops_conv.py [--quick] [--only conv2d,sdpa,...]
+    OPENBLAS_NUM_THREADS=1 python benchmarks/fused_ops_conv.py --threads 1   # one core each
 
 Each row times one op's forward + backward (or one optimizer step) at the sizes of the
 MNIST CNN and the small GPT: minidl's fast CPU version, its plain reference, and PyTorch
 (2 threads) when installed. Candidates run interleaved (A B C A B C ...); the table shows
 medians with min-max and the ratio of medians fast / torch and fast / reference, all from
 the same run. Repeats that waited for a CPU (PSI) are counted in the `stalled` column.
+
+On a machine where other processes compete for the 2 cores, two-thread GEMMs (OpenBLAS and
+PyTorch alike) wait for whole scheduler slices at their barriers and the numbers mean
+little; the one-thread run above is the fair comparison then.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -224,6 +230,8 @@ def print_table(rows):
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="3 repeats instead of 7")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="PyTorch threads (set OPENBLAS_NUM_THREADS to match for NumPy)")
     ap.add_argument("--only", default="", help=f"comma-separated rows of: {', '.join(ROWS)}")
     args = ap.parse_args()
     names = [n for n in args.only.split(",") if n] or None
@@ -232,6 +240,10 @@ def main() -> int:
         ap.error(f"unknown rows {unknown}; choose from {', '.join(ROWS)}")
     if torch is None:
         print("(PyTorch is not installed: the torch columns are left empty)")
+    else:
+        torch.set_num_threads(args.threads)
+    blas = os.environ.get("OPENBLAS_NUM_THREADS", "all cores")
+    print(f"threads: torch {args.threads if torch is not None else '-'}, OpenBLAS {blas}\n")
     print_table(run(names, repeats=3 if args.quick else 7))
     return 0
 

@@ -370,3 +370,18 @@ def test_pooling_matches_torch(case):
                                    ad.detach().numpy(), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(mod.adaptive_avg_pool2d_backward(dad, x.shape),
                                    xd.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_fast_conv_outputs_do_not_share_scratch_memory():
+    """Outputs must survive the next call (internal buffers are reused between calls)."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((1, 1, 5, 4))
+    w = rng.standard_normal((1, 1, 3, 3))
+    y, saved = fast_conv.conv2d_forward(x, w, None, 1, (1, 0), 1, 1)
+    dy = rng.standard_normal(y.shape)
+    dx, _, _ = fast_conv.conv2d_backward(dy, x, w, saved, 1, (1, 0), 1, 1, True, False, False)
+    keep_y, keep_dx = y.copy(), dx.copy()
+    fast_conv.conv2d_forward(x * 2, w, None, 1, (1, 0), 1, 1)
+    fast_conv.conv2d_backward(dy * 2, x, w, saved, 1, (1, 0), 1, 1, True, False, False)
+    np.testing.assert_array_equal(y, keep_y)
+    np.testing.assert_array_equal(dx, keep_dx)

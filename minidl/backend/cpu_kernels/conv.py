@@ -140,7 +140,9 @@ def _col2im_checked(cols, x_shape, kh, kw, s, p, d, N, C, H, W, OH, OW):
         return dx
     dxp = scratch("col2im_dxpad", (N, C, H + 2 * p[0], W + 2 * p[1]), cols.dtype)
     _col2im_kernel(cols, kh, kw, s[0], s[1], d[0], d[1], OH, OW, dxp)
-    return np.ascontiguousarray(dxp[:, :, p[0]:p[0] + H, p[1]:p[1] + W])
+    # .copy(), not ascontiguousarray: the crop can be contiguous (N = C = 1, no column
+    # padding) and would then hand the caller a view of the scratch buffer
+    return dxp[:, :, p[0]:p[0] + H, p[1]:p[1] + W].copy()
 
 
 def col2im(cols, x_shape, kh, kw, stride, padding, dilation):
