@@ -28,6 +28,8 @@ from . import autograd
 from .ops import *  # noqa: F401,F403
 from . import ops
 from . import cuda
+from . import nn, optim, data
+from .io import save, load
 
 
 def is_tensor(obj) -> bool:

@@ -170,6 +170,10 @@ def load(f, map_location=None, weights_only=True):
     map_location: None puts each tensor back on the device it was saved from; a device
     ('cpu', 'cuda:0') puts all of them there; a dict {'cuda:0': 'cpu'} remaps devices.
     `weights_only` is accepted for PyTorch compatibility: loading never runs code anyway."""
+    if not (map_location is None or isinstance(map_location, (str, dict))
+            or hasattr(map_location, "type")):
+        raise TypeError("map_location must be None, a device (e.g. 'cpu') or a dict mapping "
+                        f"saved devices to new ones, got {type(map_location).__name__}")
     if hasattr(f, "read"):
         name, data = getattr(f, "name", "<file object>"), f.read()
         header = _read_header(name, data, len(data))
@@ -199,7 +203,14 @@ def load(f, map_location=None, weights_only=True):
     except ValueError as err:
         raise CheckpointError(f"cannot load '{name}': its '{STRUCTURE_KEY}' metadata is not "
                               f"valid JSON ({err}); the file was altered") from None
-    return _decode(structure, arrays, map_location, name)
+    try:
+        return _decode(structure, arrays, map_location, name)
+    except CheckpointError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError) as err:
+        raise CheckpointError(f"cannot load '{name}': its '{STRUCTURE_KEY}' metadata is "
+                              f"malformed ({type(err).__name__}: {err}); the file was "
+                              "altered") from None
 
 
 def _read_header(name: str, data: bytes, size: int) -> dict:
@@ -279,13 +290,14 @@ def _verify(arr: np.ndarray, node: dict, key: str, name: str) -> None:
 
 
 def _to_tensor(arr: np.ndarray, node: dict, map_location, name: str, key: str) -> Tensor:
-    device = _target_device(node.get("device", "cpu"), map_location)
+    saved = node.get("device", "cpu")
+    device = _target_device(saved, map_location)
     try:
         be = get_backend(device)
     except (RuntimeError, ImportError, OSError) as err:
-        raise CheckpointError(f"cannot load '{name}': tensor '{key}' was saved on '{device}', "
-                              f"which is not available here ({err}); pass "
-                              "map_location='cpu'") from None
+        raise CheckpointError(f"cannot load '{name}': tensor '{key}' (saved on '{saved}') "
+                              f"would go to '{device}', which is not available here ({err}); "
+                              "pass map_location='cpu'") from None
     if not arr.flags.writeable:        # a tensor must be updatable in place
         arr = arr.copy()
     t = Tensor._wrap(be.from_numpy(arr), be, None, 0)
@@ -299,7 +311,4 @@ def _target_device(saved: str, map_location) -> str:
         return saved
     if isinstance(map_location, dict):
         return str(map_location.get(saved, saved))
-    if isinstance(map_location, str) or hasattr(map_location, "type"):
-        return str(map_location)
-    raise TypeError("map_location must be None, a device (e.g. 'cpu') or a dict mapping saved "
-                    f"devices to new ones, got {type(map_location).__name__}")
+    return str(map_location)

@@ -272,6 +272,12 @@ class Tensor:
     def __hash__(self):
         return id(self)
 
+    def __reduce_ex__(self, protocol):
+        """Pickle as (values on the host, device name, requires_grad): the backend object and
+        the graph are not data. Subclasses such as Parameter come back as themselves."""
+        return (_rebuild_tensor, (type(self), self._be.to_numpy(self._data), str(self._be.device),
+                                  self._requires_grad))
+
     def __repr__(self) -> str:
         arr = self._be.to_numpy(self._data)
         body = np.array2string(arr, separator=", ", prefix="tensor(", precision=4,
@@ -328,6 +334,17 @@ class Tensor:
         if dtype is None:
             return f"minidl.{self.dtype.name}"
         return self.to(dtype)
+
+
+def _rebuild_tensor(cls, host_array, device_name, requires_grad):
+    be = get_backend(device_name)
+    t = cls.__new__(cls)
+    t._data = be.from_numpy(host_array) if be is not _CPU else host_array
+    t._be = be
+    t.grad_fn = None
+    t._requires_grad = bool(requires_grad)
+    t._version = [0]
+    return t
 
 
 class Size(tuple):

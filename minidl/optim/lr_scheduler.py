@@ -13,6 +13,10 @@ Creating a scheduler already takes its first step: `last_epoch` goes from -1 to 
 groups get the schedule's value at 0 (e.g. LinearLR multiplies by start_factor at once). Each
 group remembers its starting value in `group['initial_lr']`; `scheduler.base_lrs` lists them.
 
+Resuming from a checkpoint: build the optimizer and the scheduler first, THEN load their
+state_dicts. Building a scheduler rewrites the groups' lr (its first step), so a scheduler
+built after `optimizer.load_state_dict` leaves the wrong lr in place until its next step.
+
 Most schedules are written as PyTorch writes them, *recursively* (the new lr is computed from
 the group's current lr, e.g. lr * gamma), which is why they compose with other changes to the
 lr made between steps — and why their floating-point results match PyTorch's exactly.

@@ -9,6 +9,7 @@ An optimizer holds
                     Adam([{'params': weights, 'weight_decay': 0.1},
                           {'params': biases}], lr=1e-3)       # biases: weight_decay 0
   state         a dict keyed by the parameter Tensor itself: {'step': 3, 'exp_avg': Tensor..}
+                ('step' is a Python int; PyTorch keeps a 0-d tensor. Loading either works.)
   defaults      the options given to the constructor.
 
 `state_dict()` refers to parameters by their position (0, 1, 2 ... counted across groups in
@@ -54,10 +55,7 @@ class Optimizer:
             raise TypeError("params argument given to the optimizer should be an iterable of "
                             "Tensors or dicts, but got a dict; pass a list of param groups: "
                             "[{'params': ...}]")
-        if isinstance(params, set):
-            raise TypeError("optimizer parameters need to be organized in ordered collections, "
-                            "but the ordering of tensors in sets will change between runs. "
-                            "Please use a list instead.")
+        _reject_set(params)
         self.state: defaultdict = defaultdict(dict)
         self.param_groups: list = []
         groups = list(params)
@@ -79,11 +77,8 @@ class Optimizer:
         params = param_group["params"]
         if isinstance(params, Tensor):
             params = [params]
-        elif isinstance(params, set):
-            raise TypeError("optimizer parameters need to be organized in ordered collections, "
-                            "but the ordering of tensors in sets will change between runs. "
-                            "Please use a list instead.")
         else:
+            _reject_set(params)
             params = list(params)
         group = dict(param_group)
         named = [isinstance(p, tuple) for p in params]
@@ -309,6 +304,13 @@ class Buckets:
         for bucket in self._by_key.values():
             for p in bucket.tensors:
                 p._version[0] += 1
+
+
+def _reject_set(params) -> None:
+    if isinstance(params, (set, frozenset)):
+        raise TypeError("optimizer parameters need to be organized in ordered collections, but "
+                        "the ordering of tensors in sets will change between runs. Please use "
+                        "a list instead.")
 
 
 def _as_index(key):

@@ -41,7 +41,8 @@ CASES = [
     ("Adagrad", dict(), None),
     ("Adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=0.1), None),
     ("Adagrad", dict(lr=0.1, initial_accumulator_value=0.5, eps=1e-6, maximize=True), None),
-    ("Adagrad", dict(lr=0.1), [dict(lr_decay=0.1), dict(initial_accumulator_value=1.0)]),
+    ("Adagrad", dict(lr=0.1, initial_accumulator_value=0.2),
+     [dict(lr_decay=0.1), dict(weight_decay=0.1, eps=1e-3)]),
 ]
 
 
