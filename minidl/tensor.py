@@ -219,8 +219,10 @@ class Tensor:
 
     @data.setter
     def data(self, value) -> None:
-        arr = value._data if isinstance(value, Tensor) else self._be.xp.asarray(value)
-        self._data = arr
+        if isinstance(value, Tensor):
+            self._data, self._be = value._data, value._be
+        else:
+            self._data = self._be.xp.asarray(value)
 
     # ---- leaving the tensor world ---------------------------------------------------------
     def numpy(self) -> np.ndarray:
@@ -271,6 +273,23 @@ class Tensor:
 
     def __hash__(self):
         return id(self)
+
+    def __deepcopy__(self, memo):
+        """A new leaf with a copy of the values on the same device (the backend object is
+        shared, never copied). Like PyTorch, only leaves can be deep-copied."""
+        if self.grad_fn is not None:
+            raise RuntimeError("only tensors created explicitly by the user (graph leaves) support "
+                               "deepcopy; call .detach() first")
+        t = type(self).__new__(type(self))
+        t._data = self._data.copy()
+        t._be = self._be
+        t.grad_fn = None
+        t._requires_grad = self._requires_grad
+        t._version = [0]
+        if self.grad is not None:
+            t.grad = self.grad.__deepcopy__(memo)
+        memo[id(self)] = t
+        return t
 
     def __reduce_ex__(self, protocol):
         """Pickle as (values on the host, device name, requires_grad): the backend object and

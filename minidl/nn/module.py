@@ -18,7 +18,6 @@ import copy
 from collections import OrderedDict
 
 from ..autograd.grad_mode import no_grad
-from ..backend import get_backend
 from ..tensor import Tensor
 from .hooks import RemovableHandle, add_hook, call_with_hooks
 from .parameter import Parameter
@@ -284,9 +283,11 @@ class Module:
                 continue
             if set_to_none:
                 p.grad = None
-            else:
-                p.grad = p.grad.detach() if p.grad.grad_fn is not None else p.grad
-                p.grad.requires_grad_(False)
+            else:  # keep the same grad tensor, cut from any graph (create_graph=True made one)
+                if p.grad.grad_fn is not None:
+                    p.grad.detach_()
+                else:
+                    p.grad.requires_grad_(False)
                 p.grad.zero_()
 
     # ---- devices and dtypes ---------------------------------------------------------------
@@ -446,14 +447,6 @@ class Module:
         for key, value in self.__dict__.items():
             object.__setattr__(new, key, copy.deepcopy(value, memo))
         return new
-
-    def __setstate__(self, state) -> None:
-        self.__dict__.update(state)
-        # An unpickled buffer may carry a fresh copy of its device backend; ops compare
-        # backends by identity, so point it back at this process's backend for that device.
-        for t in self._buffers.values():
-            if t is not None:
-                t._be = get_backend(t._be.device)
 
 
 def _swap_array(t: Tensor, new: Tensor) -> None:

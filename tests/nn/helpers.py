@@ -1,7 +1,6 @@
 """Helpers shared by the minidl.nn tests: moving values between minidl and PyTorch, and
 comparing them with dtype-aware tolerances."""
 import numpy as np
-import pytest
 
 import minidl
 
@@ -28,10 +27,3 @@ def assert_close(actual, expected, dtype="float32", what=""):
     a, e = to_numpy(actual), to_numpy(expected)
     assert a.shape == e.shape, f"{what}: shape {a.shape} != expected {e.shape}"
     np.testing.assert_allclose(a, e, err_msg=what, **TOLERANCES[dtype])
-
-
-@pytest.fixture
-def seeded():
-    """Seed minidl's default generator and NumPy's, so random tests are repeatable."""
-    minidl.manual_seed(1234)
-    return np.random.default_rng(1234)
