@@ -48,6 +48,8 @@ def _make_root_grads(outputs, grad_outputs, who: str):
             g = Tensor._wrap(out._be.xp.ones_like(out._data), out._be, None, 0)
         elif not isinstance(g, Tensor):
             g = Tensor(g, dtype=out.dtype, device=out.device)
+        elif g._data.dtype != out._data.dtype or g._be is not out._be:
+            g = g.detach().to(out.device).to(out.dtype)  # as PyTorch: the seed takes the output's type
         if tuple(g.shape) != tuple(out.shape):
             raise RuntimeError(f"{who}: gradient has shape {tuple(g.shape)} but the output has "
                                f"shape {tuple(out.shape)}")

@@ -22,7 +22,7 @@ from ..ops.embedding import embedding
 from ..ops.indexing import one_hot
 from ..ops.loss import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy,
                         huber_loss, kl_div, l1_loss, mse_loss, nll_loss, smooth_l1_loss)
-from ..ops.norm import batch_norm, group_norm, instance_norm, layer_norm, rms_norm
+from ..ops.normalization import batch_norm, group_norm, instance_norm, layer_norm, rms_norm
 from ..ops.pool import (adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d, avg_pool2d,
                         max_pool1d, max_pool2d)
 from ..ops.shape import pad as _pad

@@ -82,7 +82,7 @@ def _attention_probs(q, k, bias, is_causal, scale):
         scores = scores + _causal_bias(q, q.shape[-2], k.shape[-2])
     xp = q._be.xp
     # a row is dead when every score is -inf; give it finite scores, then zero its weights
-    dead = xp.isneginf(scores._data).all(axis=-1, keepdims=True)
+    dead = (scores._data == -xp.inf).all(axis=-1, keepdims=True)
     if not bool(dead.any()):
         return softmax(scores, -1)
     dead_t = Tensor._wrap(dead, q._be, None, 0)

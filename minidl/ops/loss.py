@@ -18,6 +18,7 @@ non-ignored samples (PyTorch's rule), not the plain mean of the weighted losses.
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 from ..autograd.function import Function
@@ -165,7 +166,10 @@ def _cross_entropy_grad_composite(logits, grad, target, weight, ignore_index, sm
     w = weight if weight is not None else xp.ones(C, dtype=dtype)
     kept = target != ignore_index
     safe = xp.where(kept, target, 0)
-    const = lambda a: Tensor._wrap(a, be, None, 0)  # noqa: E731
+
+    def const(array):
+        return Tensor._wrap(array, be, None, 0)
+
     target_weight = ((1.0 - smoothing) * w[safe]).astype(dtype)
     one_hot = (safe[:, None] == xp.arange(C)).astype(dtype)
     p = softmax(logits, -1)
@@ -314,14 +318,20 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
 
 # ---- binary classification ----------------------------------------------------------------
 
+def _ignore_log_of_zero(xp):
+    errstate = getattr(xp, "errstate", None)
+    return errstate(divide="ignore") if errstate is not None else contextlib.nullcontext()
+
+
 class BinaryCrossEntropy(Function):
     """Elementwise -(t log x + (1 - t) log(1 - x)) with each log clamped at -100."""
 
     @staticmethod
     def forward(ctx, x, t):
         xp = ctx._be.xp
-        log_x = xp.maximum(xp.log(x), -100)
-        log_1mx = xp.maximum(xp.log1p(-x), -100)
+        with _ignore_log_of_zero(xp):  # log(0) = -inf is expected here: it is clamped next
+            log_x = xp.maximum(xp.log(x), -100)
+            log_1mx = xp.maximum(xp.log1p(-x), -100)
         ctx.save_for_backward(*ctx.inputs)
         return -(t * log_x + (1 - t) * log_1mx)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from ..tensor import Tensor
 from . import elementwise as E, reduce as R, shape as S, linalg as L, indexing as I, inplace as P
 from . import activation as A
+from .softmax import softmax as _softmax, log_softmax as _log_softmax
 
 
 def _reflected(fn):
@@ -58,6 +59,7 @@ _METHODS = {
     "where": lambda self, cond, other: E.where(cond, self, other),
     # activations
     "relu": A.relu, "sigmoid": A.sigmoid, "softplus": A.softplus,
+    "softmax": _softmax, "log_softmax": _log_softmax,
     # reductions
     "sum": R.sum, "mean": R.mean, "prod": R.prod, "max": R.max, "min": R.min, "amax": R.amax,
     "amin": R.amin, "argmax": R.argmax, "argmin": R.argmin, "var": R.var, "std": R.std,

@@ -139,7 +139,7 @@ def _normalized_shape(op, x, normalized_shape):
     shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) \
         else tuple(int(s) for s in normalized_shape)
     k = len(shape)
-    if k == 0 or tuple(x.shape[x.ndim - k:]) != shape or x.ndim < k:
+    if k == 0 or x.ndim < k or tuple(x.shape[x.ndim - k:]) != shape:
         raise RuntimeError(f"{op}: given normalized_shape={list(shape)}, expected input with "
                            f"shape [*, {', '.join(map(str, shape))}], but got input of size "
                            f"{list(x.shape)}")
