@@ -32,6 +32,12 @@ __device__ __forceinline__ float dev_tanh(float x) { return tanhf(x); }
 __device__ __forceinline__ double dev_tanh(double x) { return tanh(x); }
 __device__ __forceinline__ float dev_erf(float x) { return erff(x); }
 __device__ __forceinline__ double dev_erf(double x) { return erf(x); }
+__device__ __forceinline__ float dev_erfc(float x) { return erfcf(x); }
+__device__ __forceinline__ double dev_erfc(double x) { return erfc(x); }
+__device__ __forceinline__ float dev_abs(float x) { return fabsf(x); }
+__device__ __forceinline__ double dev_abs(double x) { return fabs(x); }
+__device__ __forceinline__ float dev_sqrt(float x) { return sqrtf(x); }
+__device__ __forceinline__ double dev_sqrt(double x) { return sqrt(x); }
 
 template <typename T> __device__ __forceinline__ T neg_inf();
 template <> __device__ __forceinline__ float neg_inf<float>() { return NEG_INF_F; }

@@ -6,7 +6,7 @@ import pytest
 
 from minidl.backend.cuda.registry import versions
 
-from conftest import assert_close
+from kernel_test_helpers import assert_close
 
 SHAPES = [((1, 1), "one element"), ((3, 5), "cols far below blockDim"), ((7, 37), "cols not a multiple of 32"),
           ((2, 3, 40), "leading batch axes"), ((4, 300), "cols > blockDim"), ((67, 20), "rows not a multiple of the block")]

@@ -6,7 +6,7 @@ import pytest
 
 from minidl.backend.cuda.registry import versions
 
-from conftest import assert_close
+from kernel_test_helpers import assert_close
 
 SHAPES = [  # (a shape, b shape, why)
     ((1, 1), (1, 1), "1x1x1"),

@@ -6,7 +6,7 @@ import pytest
 
 from minidl.backend.cuda.registry import ShapeLimitError, versions
 
-from conftest import assert_close
+from kernel_test_helpers import assert_close
 
 # (shape, why it is here)
 SHAPES = [

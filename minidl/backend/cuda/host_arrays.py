@@ -1,4 +1,5 @@
-"""Input checks shared by the host wrappers: the right array type, a float dtype, contiguity."""
+"""Input checks shared by the host wrappers: the right array type, a float dtype, contiguity,
+and the device address of an array (for alignment checks and address tables)."""
 from __future__ import annotations
 
 import numpy as np
@@ -27,3 +28,13 @@ def rows_cols(x) -> tuple[int, int]:
     cols = x.shape[-1] if x.ndim else 1
     rows = x.size // cols if cols else 0
     return rows, cols
+
+
+def device_address(a) -> int:
+    """Address of an array's first element: NumPy (cuda-emu) or CuPy (cuda)."""
+    return a.data.ptr if hasattr(a.data, "ptr") else a.ctypes.data
+
+
+def all_aligned(*arrays, boundary: int = 16) -> bool:
+    """True when every array (None skipped) starts on a `boundary`-byte address."""
+    return all(device_address(a) % boundary == 0 for a in arrays if a is not None)

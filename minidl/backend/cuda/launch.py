@@ -16,7 +16,7 @@ import numpy as np
 from minidl.backend.kernel_source import kernels_dir
 
 from .launch_limits import DEFAULT_DYNAMIC_SMEM, check_launch
-from .registry import KernelVersion, Problem, lookup
+from .registry import KernelVersion, Problem, ShapeLimitError, lookup, versions
 from .signatures import check_arguments, parse_kernels
 from .source import gpu_source
 
@@ -40,6 +40,23 @@ class Launcher:
 
     def entry(self, op: str, version: int | None = None) -> KernelVersion:
         return lookup(op, version if version is not None else self.versions.get(op))
+
+    def best_entry(self, op: str, problem: Problem, block: int | None = None,
+                   version: int | None = None) -> KernelVersion:
+        """The version asked for (or chosen for this launcher), else the highest version whose
+        shape limits accept `problem`: an unusual shape falls back to a plainer kernel instead
+        of failing. An explicit version is returned as is (its limits are checked at launch)."""
+        chosen = version if version is not None else self.versions.get(op)
+        if chosen is not None:
+            return lookup(op, chosen)
+        for candidate in reversed(versions(op)):
+            entry = lookup(op, candidate)
+            try:
+                entry.check(problem, entry.default_block if block is None else block)
+            except ShapeLimitError:
+                continue
+            return entry
+        return lookup(op)  # none fits: launching the best one raises its limit error
 
     def kernel(self, entry: KernelVersion, index: int, dtype):
         return self.loader.module(entry.file).get_function(kernel_name(entry.kernels[index], dtype))

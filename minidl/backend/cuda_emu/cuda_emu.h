@@ -31,6 +31,15 @@
 // Dynamic shared memory: one buffer per launch, refilled with 0xFF before every block.
 #define DYN_SMEM(T, name) T* name = reinterpret_cast<T*>(::emu::g.dyn_smem)
 
+// ---- the 16-byte vector types (for 128-bit loads); may_alias: they are read through
+// reinterpret_cast'ed float / double pointers, as on the GPU ----
+struct __attribute__((aligned(16), may_alias)) float4 {
+    float x, y, z, w;
+};
+struct __attribute__((aligned(16), may_alias)) double2 {
+    double x, y;
+};
+
 // ---- thread and block coordinates ----
 #define threadIdx (::emu::g_current->idx)
 #define blockIdx (::emu::g.block_idx)
@@ -165,6 +174,9 @@ inline unsigned __float_as_uint(float f) { unsigned i; std::memcpy(&i, &f, 4); r
 inline float __uint_as_float(unsigned i) { float f; std::memcpy(&f, &i, 4); return f; }
 inline double __longlong_as_double(long long i) { double d; std::memcpy(&d, &i, 8); return d; }
 inline long long __double_as_longlong(double d) { long long i; std::memcpy(&i, &d, 8); return i; }
+inline unsigned __umulhi(unsigned a, unsigned b) {
+    return unsigned((static_cast<unsigned long long>(a) * b) >> 32);
+}
 template <typename T>
 inline T __ldg(const T* p) { return *p; }
 inline int max(int a, int b) { return a > b ? a : b; }
