@@ -3,6 +3,8 @@
 
     python3 dev.py test            make .venv, install minidl with its test extras, run pytest
     python3 dev.py test --torch    ... also install torch==2.13.0 so the PyTorch parity tests run
+    python3 dev.py test --cuda     ... also install CuPy + NVRTC so the kernel compile gate runs
+                                   (CI=true implies both --torch and --cuda)
     python3 dev.py bench           make .venv, install, run the benchmark suite (the main job)
     python3 dev.py bench --quick   the same, short (about 2 minutes)
 
@@ -31,11 +33,13 @@ def run(cmd, **kw) -> int:
     return subprocess.call([str(c) for c in cmd], cwd=ROOT, **kw)
 
 
-def ensure_env(extras: str, with_torch: bool) -> Path:
+def ensure_env(extras: str, with_torch: bool, with_cuda: bool = False) -> Path:
     py = venv_python()
     if not py.exists():
         venv.EnvBuilder(with_pip=True).create(VENV)
-    stamp = VENV / f".installed-{extras}{'-torch' if with_torch else ''}"
+    if with_cuda:
+        extras += ",cuda"
+    stamp = VENV / f".installed-{extras.replace(',', '-')}{'-torch' if with_torch else ''}"
     if not stamp.exists():
         pip = [py, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
         if run(pip + ["-e", f".[{extras}]"]) != 0:
@@ -59,13 +63,15 @@ def main(argv) -> int:
         print(__doc__)
         return 2
     command, flags = own[0], set(own[1:])
-    with_torch = "--torch" in flags or os.environ.get("CI") == "true"
+    in_ci = os.environ.get("CI") == "true"
+    with_torch = "--torch" in flags or in_ci
+    with_cuda = "--cuda" in flags or in_ci
     env = dict(os.environ)
     shared_data = ROOT.parent / "shared" / "data"
     if "MINIDL_DATA" not in env and shared_data.is_dir():
         env["MINIDL_DATA"] = str(shared_data)
     if command == "test":
-        py = ensure_env("test", with_torch)
+        py = ensure_env("test", with_torch, with_cuda)
         return run([py, "-m", "pytest", "tests", *rest], env=env)
     py = ensure_env("test,bench", with_torch)
     mode = ["--quick"] if "--quick" in flags else (["--full"] if "--full" in flags else [])
