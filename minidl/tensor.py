@@ -194,7 +194,11 @@ class Tensor:
                 and self._data.size == 1):
             # the usual `loss.backward()`: seed with 1 and walk (the general entry point below
             # validates every argument form)
-            seed = Tensor._wrap(self._be.xp.ones_like(self._data), self._be, None, 0)
+            data = self._data
+            seed = self._be.xp.array(1, dtype=data.dtype)  # a quarter of ones_like's cost
+            if data.ndim:
+                seed = seed.reshape(data.shape)
+            seed = Tensor._wrap(seed, self._be, None, 0)
             _run_backward([self], [seed], create_graph if retain_graph is None else retain_graph,
                           create_graph)
             return

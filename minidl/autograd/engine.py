@@ -12,31 +12,11 @@ the node's backward turns them into gradients for its inputs, and those are pass
 """
 from __future__ import annotations
 
-import operator
+import sys
+from heapq import heappop, heappush
 
 from . import function as _fn
 from .grad_mode import _state
-
-
-def _collect_nodes(root_nodes):
-    """Every node reachable from the roots, by iterative depth-first search."""
-    seen = set()
-    order = []
-    stack = list(root_nodes)
-    while stack:
-        node = stack.pop()
-        if node in seen:
-            continue
-        seen.add(node)
-        order.append(node)
-        for edge in node.next_edges:
-            if edge is not None and edge[0] not in seen:
-                stack.append(edge[0])
-    order.sort(key=_by_seq, reverse=True)
-    return order
-
-
-_by_seq = operator.attrgetter("seq")
 
 
 def _owned(grad, be):
@@ -44,9 +24,26 @@ def _owned(grad, be):
     optimizers modify `.grad` in place (clipping, zero_), and a gradient coming out of backward
     may be a broadcast view or shared by two inputs (add passes the same tensor to both)."""
     a = grad._data
-    if a.base is None and a.flags.c_contiguous:  # owns its memory: writable, not a view
+    if a.flags.c_contiguous and (a.base is None or _sole_view(a)):
         return grad
     return _fn._Tensor._wrap(a.copy(), be, None, 0)  # copy() is C-contiguous and keeps 0-d shapes
+
+
+def _sole_view(a) -> bool:
+    """True when `a` is a writable view and nothing but `a` refers to the memory behind it.
+
+    Fused kernels allocate a gradient and return it reshaped (`dx.reshape(x.shape)`), which
+    is a view; copying it into `.grad` cost a full extra pass over every large input gradient.
+    Such a view is as private as a fresh array when no other object holds its base: CPython's
+    reference count tells (here: the view's own link, our local name and the call's argument).
+    Elsewhere (or for a chain of views) we stay on the safe side and copy."""
+    base = a.base
+    return (_REFCOUNTS and type(base) is type(a) and base.base is None
+            and a.flags.writeable and _getrefcount(base) <= 3)
+
+
+_REFCOUNTS = sys.implementation.name == "cpython"
+_getrefcount = sys.getrefcount
 
 
 def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
@@ -56,35 +53,38 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
     capture: optional dict {(node, output_nr): None}; filled with the gradient arriving at each
              key instead of (or, for leaves, as well as) accumulating. Used by `autograd.grad`.
     accumulate: add into the leaves' `.grad` (False for `autograd.grad`).
+
+    The nodes waiting to run sit in a heap keyed by -seq, so the next one popped is always the
+    most recently created: by then every node that can send it a gradient has run (they were
+    all created after it). A node enters the heap when its first gradient arrives, so nodes
+    that receive nothing are never visited. Leaves (AccumulateGrad) are finished at the end,
+    in the order their first gradient arrived.
     """
-    buffers = {}
+    buffers = {}   # node -> [gradient per output], summed as they arrive
+    heap = []      # (-seq, node) of the op nodes holding gradients
+    leaves = []    # AccumulateGrad nodes holding gradients
     for t, g in zip(roots, root_grads):
         node = t.grad_fn if t.grad_fn is not None else t._accumulator()
-        slots = buffers.setdefault(node, [None] * _n_outputs(node))
+        slots = buffers.get(node)
+        if slots is None:
+            slots = buffers[node] = [None] * node._n_out
+            if node.is_leaf_node:
+                leaves.append(node)
+            else:
+                heappush(heap, (-node.seq, node))
         i = t._out_nr
         slots[i] = g if slots[i] is None else slots[i] + g
 
     prev_mode = _state[0]
     _state[0] = create_graph  # record the backward ops only when a graph of the gradient is wanted
-    given_to_leaves = set()
     try:
-        for node in _collect_nodes(list(buffers)):
-            grads = buffers.pop(node, None)
-            if grads is None:
-                continue
-            if node.is_leaf_node:
-                _finish_leaf(node, grads[0], capture, accumulate, create_graph, given_to_leaves)
-                continue
-            state = node.__dict__
-            if "_grad_hooks" in state:
-                grads = _run_pre_hooks(node, grads)
-            if capture is not None:
-                for i, g in enumerate(grads):
-                    if (node, i) in capture:
-                        capture[(node, i)] = g
-            if "_freed" in state or create_graph or len(grads) > 1:
-                in_grads = _call_backward(node, grads, create_graph)
-            else:  # the common case, without the checks _call_backward makes
+        while heap:
+            node = heappop(heap)[1]
+            grads = buffers.pop(node)
+            if (capture is not None or create_graph or node._grad_hooks is not None
+                    or node._freed or len(grads) > 1):
+                in_grads = _call_backward(node, grads, create_graph, capture)
+            else:  # the common case, without the hooks and checks _call_backward handles
                 in_grads = type(node).backward(node, grads[0])
                 if type(in_grads) is not tuple:
                     in_grads = (in_grads,)
@@ -94,13 +94,24 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
                 target, nr = edge
                 slots = buffers.get(target)
                 if slots is None:
-                    if target._n_out == 1:
+                    n_out = target._n_out
+                    if n_out == 1:
                         buffers[target] = [g]
-                        continue
-                    slots = buffers[target] = [None] * target._n_out
+                    else:
+                        slots = buffers[target] = [None] * n_out
+                        slots[nr] = g
+                    if target.is_leaf_node:
+                        leaves.append(target)
+                    else:
+                        heappush(heap, (-target.seq, target))
+                    continue
                 slots[nr] = g if slots[nr] is None else slots[nr] + g
             if not retain_graph:
                 node.release()
+        given_to_leaves = set()
+        for node in leaves:
+            _finish_leaf(node, buffers.pop(node)[0], capture, accumulate, create_graph,
+                         given_to_leaves)
     finally:
         _state[0] = prev_mode
 
@@ -110,7 +121,7 @@ def _n_outputs(node) -> int:
 
 
 def _run_pre_hooks(node, grads):
-    hooks = node.__dict__.get("_grad_hooks")
+    hooks = node._grad_hooks
     if not hooks:
         return grads
     grads = list(grads)
@@ -124,7 +135,13 @@ def _run_pre_hooks(node, grads):
     return grads
 
 
-def _call_backward(node, grads, create_graph):
+def _call_backward(node, grads, create_graph, capture):
+    if node._grad_hooks is not None:
+        grads = _run_pre_hooks(node, grads)
+    if capture is not None:
+        for i, g in enumerate(grads):
+            if (node, i) in capture:
+                capture[(node, i)] = g
     node._raise_if_freed()
     if create_graph and not node.differentiable:
         raise RuntimeError(
@@ -147,13 +164,14 @@ def _call_backward(node, grads, create_graph):
 
 
 def _finish_leaf(node, grad, capture, accumulate, create_graph, given_to_leaves):
-    t = node.variable
+    t = node._variable()
     if t is None:  # the leaf itself was dropped: nobody can read its gradient
         return
-    for fn in t._hooks or ():
-        new = fn(grad)
-        if new is not None:
-            grad = new
+    if t._hooks:
+        for fn in t._hooks:
+            new = fn(grad)
+            if new is not None:
+                grad = new
     if capture is not None and (node, 0) in capture:
         capture[(node, 0)] = grad
     if not accumulate:

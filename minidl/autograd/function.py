@@ -32,6 +32,7 @@ import weakref
 from .grad_mode import _state
 
 _Tensor = None  # minidl.tensor.Tensor, set by minidl.tensor at import (it is a floor above)
+_new_tensor = object.__new__  # a bare Tensor, fields set by the caller (skips Tensor.__init__)
 _next_seq = itertools.count().__next__
 
 
@@ -62,17 +63,34 @@ class AccumulateGrad:
 class Function:
     """Base class of every differentiable op. See the module docstring for the protocol."""
 
+    # Every node sets these five fields, so they live in slots: a node is made for every op
+    # of every step, and a slotted field is cheaper to set and read than a dict entry. State
+    # an op keeps for its backward (ctx.shapes = ..., saved tensors) goes into the instance
+    # __dict__, created on first use; the class defaults below stand in until then.
+    __slots__ = ("_be", "inputs", "needs_input_grad", "next_edges", "seq", "__dict__")
+    _saved = None           # tensors kept by save_for_backward
+    _saved_out = None       # (output index, array) kept by save_output
+    _grad_hooks = None      # {output index: [hooks]} from Tensor.register_hook / retain_grad
+    _freed = False          # True once backward released the saved state
+    out_be = None           # set by an op whose result lives on another device (.to())
+
     differentiable = True   # False: backward is fused array code (no higher-order gradients)
     _n_out = 1              # number of outputs (set by apply when there are several)
     is_view = False         # True: the output shares memory with the first input (reshape, slice)
     is_leaf_node = False
+    # An op whose forward, when nothing is recorded, is one array function of the same
+    # arguments (operator.add for Add) may name it here: apply1/apply2 then skip making a
+    # node in no_grad code and in first-order backward passes, where most small ops run.
+    array_op = None
 
     # ---- what forward may use ---------------------------------------------------------------
     def save_for_backward(self, *tensors) -> None:
         """Keep Tensors (usually from `ctx.inputs`) for backward, stamped with their versions."""
         self._saved = tensors
-        self._saved_versions = tuple(
-            (t._version, t._version[0]) if isinstance(t, _Tensor) else None for t in tensors)
+        versions = []  # a plain loop: cheaper than a comprehension, and this runs for most ops
+        for t in tensors:
+            versions.append(t._version[0] if isinstance(t, _Tensor) else None)
+        self._saved_versions = versions
 
     def save_output(self, array, index: int = 0) -> None:
         """Keep an output array for backward (e.g. exp's result); read it with `ctx.output()`."""
@@ -81,23 +99,25 @@ class Function:
     # ---- what backward may use --------------------------------------------------------------
     @property
     def saved_tensors(self):
-        saved = self.__dict__.get("_saved")
+        saved = self._saved
         if saved is None:
             self._raise_if_freed()
             return ()
         for t, stamp in zip(saved, self._saved_versions):
-            if stamp is not None and stamp[0][0] != stamp[1]:
+            # a saved tensor's _version list is shared with its views, so it sees their
+            # in-place changes too
+            if stamp is not None and t._version[0] != stamp:
                 raise RuntimeError(
                     f"one of the tensors needed for gradient computation has been modified by an "
                     f"in-place operation: a {tuple(t.shape)} tensor saved by {self.name()} is at "
-                    f"version {stamp[0][0]}; expected version {stamp[1]}. Replace the in-place op "
+                    f"version {t._version[0]}; expected version {stamp}. Replace the in-place op "
                     f"(x += ..., x[...] = ..., x.add_(...)) by its out-of-place form, or clone() "
                     f"the tensor before modifying it.")
         return saved
 
     def output(self):
         """The saved output as a Tensor connected to this node (so double backward works)."""
-        saved = self.__dict__.get("_saved_out")
+        saved = self._saved_out
         if saved is None:
             self._raise_if_freed()
             raise RuntimeError(f"{self.name()} did not save its output")
@@ -113,7 +133,7 @@ class Function:
         return out
 
     def _raise_if_freed(self):
-        if self.__dict__.get("_freed"):
+        if self._freed:
             raise RuntimeError(
                 f"Trying to backward through the graph a second time (through {self.name()}): "
                 "the graph's saved values were freed by the first backward. Pass "
@@ -125,9 +145,10 @@ class Function:
 
     def release(self) -> None:
         """Drop everything saved (arrays, tensors) once backward is done with this node."""
-        keep = (self.next_edges, self.seq, self._n_out)
+        n_out = self._n_out
         self.__dict__.clear()
-        self.next_edges, self.seq, self._n_out = keep
+        if n_out != 1:
+            self._n_out = n_out
         self._freed = True
 
     # ---- running the op ---------------------------------------------------------------------
@@ -143,10 +164,11 @@ class Function:
     def apply(cls, *args, **kwargs):
         """Run the op; record a graph node when recording is on and an input requires grad.
 
-        This is the hottest Python function in minidl (every op of every step passes here), so
-        it is written for speed: one pass over the arguments, and tensors built inline."""
+        This is the general entry point (any mix of Tensors and constants, one or several
+        outputs); `apply1` and `apply2` below are the same protocol for the most common
+        argument shapes, with the generic argument handling left out."""
         Tensor = _Tensor
-        ctx = cls.__new__(cls)
+        ctx = cls()  # calling the class (no __init__) is the cheapest way to make an object
         ctx.inputs = args
         be = None
         wants_grad = False
@@ -170,12 +192,13 @@ class Function:
         else:
             ctx.needs_input_grad = _NOTHING_NEEDED[len(args)]
         result = cls.forward(ctx, *arrays, **kwargs)
-        del ctx.inputs
-        be = ctx.__dict__.get("out_be", be)  # an op may put its result on another device
-        new = Tensor.__new__
+        ctx.inputs = None
+        out_be = ctx.out_be
+        if out_be is not None:
+            be = out_be  # the op put its result on another device
         if type(result) is not tuple:
             # the common case: one output
-            out = new(Tensor)
+            out = _new_tensor(Tensor)
             out._data = result
             out._be = be
             out._version = [0]
@@ -189,8 +212,7 @@ class Function:
             out._requires_grad = True
             ctx.next_edges = _edges(args, needs)
             ctx.seq = _next_seq()
-            saved_out = ctx.__dict__.get("_saved_out")
-            if saved_out is not None:
+            if ctx._saved_out is not None:
                 ctx._out_version = (out._version, 0)
             return out
         # several outputs (split, max with indices, ...)
@@ -203,42 +225,47 @@ class Function:
             ctx.seq = _next_seq()
             ctx._n_out = len(outs)
             ctx._out_meta = [(o.shape, o.dtype) for o in result]
-            saved_out = ctx.__dict__.get("_saved_out")
+            saved_out = ctx._saved_out
             if saved_out is not None:
                 t = outs[saved_out[0]]
                 ctx._out_version = (t._version, t._version[0])
         return tuple(outs)
-
 
     @classmethod
     def apply1(cls, x, *consts):
         """`apply` for one Tensor argument (plus non-tensor constants such as dims or a shape)
         and one float output — unary math, activations, reductions, reshapes: the same
         protocol, minus the generic argument handling."""
-        ctx = cls.__new__(cls)
-        be = ctx._be = x._be
-        out = _Tensor.__new__(_Tensor)
+        out = _new_tensor(_Tensor)
+        be = out._be = x._be
         if x._requires_grad and _state[0]:
-            ctx.inputs = (x,) + consts
+            ctx = cls()
+            ctx._be = be
+            ctx.inputs = (x,) + consts if consts else (x,)
             ctx.needs_input_grad = _ONE_NEEDED
             out._data = cls.forward(ctx, x._data, *consts)
-            del ctx.inputs
+            ctx.inputs = None
             fn = x.grad_fn
             ctx.next_edges = ((fn, x._out_nr) if fn is not None else (x._accum or x._accumulator(), 0),)
             ctx.seq = _next_seq()
             out.grad_fn = ctx
             out._requires_grad = True
             out._version = v = [0]
-            if "_saved_out" in ctx.__dict__:
+            if ctx._saved_out is not None:
                 ctx._out_version = (v, 0)
         else:
-            ctx.inputs = (x,) + consts
-            ctx.needs_input_grad = _NOTHING_NEEDED[1 + len(consts)]
-            out._data = cls.forward(ctx, x._data, *consts)
+            op = cls.array_op
+            if op is not None:
+                out._data = op(x._data, *consts)  # nothing to record: no node at all
+            else:
+                ctx = cls()
+                ctx._be = be
+                ctx.inputs = (x,) + consts if consts else (x,)
+                ctx.needs_input_grad = _NOTHING_NEEDED[1 + len(consts)]
+                out._data = cls.forward(ctx, x._data, *consts)
             out.grad_fn = None
             out._requires_grad = False
             out._version = [0]
-        out._be = be
         if cls.is_view:
             _share_version(x, (out,))
         return out
@@ -250,16 +277,18 @@ class Function:
         be = a._be
         if b._be is not be:
             _raise_device_mismatch(cls, (a, b))
-        ctx = cls.__new__(cls)
-        ctx._be = be
-        out = _Tensor.__new__(_Tensor)
+        out = _new_tensor(_Tensor)
+        out._be = be
+        out._version = [0]
         ra = a._requires_grad
         rb = b._requires_grad
         if (ra or rb) and _state[0]:
+            ctx = cls()
+            ctx._be = be
             ctx.inputs = (a, b)
             ctx.needs_input_grad = (ra, rb)
             out._data = cls.forward(ctx, a._data, b._data)
-            del ctx.inputs
+            ctx.inputs = None
             if ra:
                 fn = a.grad_fn
                 ea = (fn, a._out_nr) if fn is not None else (a._accum or a._accumulator(), 0)
@@ -274,23 +303,27 @@ class Function:
             ctx.seq = _next_seq()
             out.grad_fn = ctx
             out._requires_grad = True
-            out._version = v = [0]
-            if "_saved_out" in ctx.__dict__:
-                ctx._out_version = (v, 0)
+            if ctx._saved_out is not None:
+                ctx._out_version = (out._version, 0)
         else:
-            ctx.inputs = (a, b)
-            ctx.needs_input_grad = _NOTHING_NEEDED[2]
-            out._data = cls.forward(ctx, a._data, b._data)
+            op = cls.array_op
+            if op is not None:
+                out._data = op(a._data, b._data)  # nothing to record: no node at all
+            else:
+                ctx = cls()
+                ctx._be = be
+                ctx.inputs = (a, b)
+                ctx.needs_input_grad = _NO_TWO
+                out._data = cls.forward(ctx, a._data, b._data)
             out.grad_fn = None
             out._requires_grad = False
-            out._version = [0]
-        out._be = be
         return out
 
 
 _ONE_NEEDED = (True,) + (False,) * 8  # one tensor, then constants
 
 _NOTHING_NEEDED = [(False,) * n for n in range(257)]  # by argument count
+_NO_TWO = (False, False)
 
 
 def _edges(args, needs):

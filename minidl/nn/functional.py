@@ -11,6 +11,7 @@ workhorse of every network), a few activations that are short compositions, and 
 from __future__ import annotations
 
 from ..autograd.function import Function
+from ..autograd.grad_mode import is_grad_enabled
 from ..ops._util import Tensor, check_float
 from ..ops.activation import (elu, gelu, leaky_relu, logsigmoid, relu, sigmoid, silu, softplus)
 from ..ops.activation import hardtanh as _hardtanh, mish as _mish
@@ -52,24 +53,33 @@ __all__ = [
 class Linear(Function):
     """y = x W^T + b for x (M, in), W (out, in), b (out,): one GEMM, bias added in place.
 
-    Backward (written with minidl ops, so it is differentiable again):
-        dx = dy W,   dW = dy^T x,   db = sum of dy over the rows."""
+    Backward: dx = dy W,   dW = dy^T x,   db = sum of dy over the rows.
+    A first-order backward (the usual loss.backward()) runs these as three array calls; under
+    create_graph=True the same formulas run as minidl ops, so the gradient is differentiable
+    again. tests/nn/test_fast_paths.py checks that both give the same numbers."""
 
     @staticmethod
     def forward(ctx, x, weight, bias):
         y = x @ weight.T          # BLAS reads the transposed view directly, no copy
         if bias is not None:
             y += bias
-        ctx.save_for_backward(*ctx.inputs[:2])
+        nx, nw, _ = ctx.needs_input_grad
+        # keep only what the gradients read: dx needs W, dW needs x
+        ctx.save_for_backward(ctx.inputs[0] if nw else None, ctx.inputs[1] if nx else None)
         return y
 
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
         nx, nw, nb = ctx.needs_input_grad
-        return (grad @ weight if nx else None,
-                grad.mT @ x if nw else None,
-                grad.sum(0) if nb else None)
+        if is_grad_enabled():   # create_graph=True: the composite, differentiable form
+            return (grad @ weight if nx else None,
+                    grad.mT @ x if nw else None,
+                    grad.sum(0) if nb else None)
+        g, be = grad._data, ctx._be
+        return (Tensor._wrap(g @ weight._data, be, None, 0) if nx else None,
+                Tensor._wrap(g.T @ x._data, be, None, 0) if nw else None,   # BLAS reads g.T
+                Tensor._wrap(g.sum(0), be, None, 0) if nb else None)
 
 
 def linear(input, weight, bias=None):
@@ -77,24 +87,25 @@ def linear(input, weight, bias=None):
     op = "linear"
     if not isinstance(input, Tensor) or not isinstance(weight, Tensor):
         raise TypeError(f"{op}: input and weight must be Tensors")
+    # the checks read the arrays directly: Tensor.shape builds a Size object per call
+    x, w = input._data, weight._data
     check_float(input, op)
-    if weight.ndim != 2 or input.ndim == 0 or input.shape[-1] != weight.shape[1]:
-        raise RuntimeError(f"{op}: input of shape {list(input.shape)} and weight of shape "
-                           f"{list(weight.shape)} cannot be multiplied (expected weight "
-                           f"(out_features, {input.shape[-1] if input.ndim else '?'}))")
-    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
-        raise RuntimeError(f"{op}: bias must have shape [{weight.shape[0]}], got "
+    if w.ndim != 2 or x.ndim == 0 or x.shape[-1] != w.shape[1]:
+        raise RuntimeError(f"{op}: input of shape {list(x.shape)} and weight of shape "
+                           f"{list(w.shape)} cannot be multiplied (expected weight "
+                           f"(out_features, {x.shape[-1] if x.ndim else '?'}))")
+    if bias is not None and bias._data.shape != (w.shape[0],):
+        raise RuntimeError(f"{op}: bias must have shape [{w.shape[0]}], got "
                            f"{list(bias.shape)}")
-    dtypes = {t._data.dtype for t in (input, weight, bias) if t is not None}
-    if len(dtypes) > 1:
+    if x.dtype != w.dtype or (bias is not None and bias._data.dtype != w.dtype):
         raise TypeError(f"{op}: input ({input.dtype}), weight ({weight.dtype})"
                         + (f" and bias ({bias.dtype})" if bias is not None else "")
                         + " must share one dtype")
-    if input.ndim == 2:
+    if x.ndim == 2:
         return Linear.apply(input, weight, bias)
-    lead = tuple(input.shape[:-1])
-    y = Linear.apply(input.reshape(-1, input.shape[-1]), weight, bias)
-    return y.reshape(lead + (weight.shape[0],))
+    lead = x.shape[:-1]
+    y = Linear.apply(input.reshape(-1, x.shape[-1]), weight, bias)
+    return y.reshape(lead + (w.shape[0],))
 
 
 # ---- activations that are short compositions ----------------------------------------------

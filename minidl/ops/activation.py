@@ -10,6 +10,7 @@ import math
 
 from .. import dtypes as _dt
 from ..autograd.function import Function
+from ..autograd.grad_mode import is_grad_enabled
 from ._util import Tensor, check_float
 
 
@@ -23,7 +24,12 @@ class ReLU(Function):
     @staticmethod
     def backward(ctx, grad):
         # relu'(0) is taken as 0, as in PyTorch
-        return grad * (ctx.output() > 0).to(grad.dtype)
+        y = ctx.output()
+        if is_grad_enabled():   # create_graph=True: differentiable minidl ops
+            return grad * (y > 0).to(grad.dtype)
+        # first order: one fused pass, without the mask arrays of the composite form (on a
+        # CNN's first layer those were two extra activation-sized arrays at the memory peak)
+        return Tensor._wrap(ctx._be.fused.relu_backward(y._data, grad._data), ctx._be, None, 0)
 
 
 def relu(x, inplace: bool = False):

@@ -6,8 +6,11 @@ differentiated again. Activations live in activation.py.
 """
 from __future__ import annotations
 
+import operator
+
 from .. import dtypes as _dt
 from ..autograd.function import Function
+from ..autograd.grad_mode import _state
 from ._util import Tensor, binary_operands, sum_to_shape, promote_for_scalar, check_float
 
 
@@ -17,9 +20,14 @@ def _shape(x):
 
 # ---- arithmetic ----------------------------------------------------------------------------
 class Add(Function):
+    array_op = operator.add  # the whole forward when nothing is recorded
+
     @staticmethod
     def forward(ctx, a, b):
-        ctx.shapes = (getattr(a, "shape", ()), getattr(b, "shape", ()))
+        try:  # direct .shape reads: half the cost of getattr with a default
+            ctx.shapes = (a.shape, b.shape)
+        except AttributeError:  # a Python number operand (x + 2.0)
+            ctx.shapes = (getattr(a, "shape", ()), getattr(b, "shape", ()))
         return a + b
 
     @staticmethod
@@ -30,9 +38,14 @@ class Add(Function):
 
 
 class Sub(Function):
+    array_op = operator.sub  # the whole forward when nothing is recorded
+
     @staticmethod
     def forward(ctx, a, b):
-        ctx.shapes = (getattr(a, "shape", ()), getattr(b, "shape", ()))
+        try:  # direct .shape reads: half the cost of getattr with a default
+            ctx.shapes = (a.shape, b.shape)
+        except AttributeError:  # a Python number operand (x + 2.0)
+            ctx.shapes = (getattr(a, "shape", ()), getattr(b, "shape", ()))
         return a - b
 
     @staticmethod
@@ -43,13 +56,18 @@ class Sub(Function):
 
 
 class Mul(Function):
+    array_op = operator.mul  # the whole forward when nothing is recorded
+
     @staticmethod
     def forward(ctx, a, b):
         na, nb = ctx.needs_input_grad
         # keep only what the gradient formulas will read: d(ab)/da = b, d(ab)/db = a
         if na or nb:
             ctx.save_for_backward(ctx.inputs[1] if na else None, ctx.inputs[0] if nb else None)
-        ctx.shapes = (getattr(a, "shape", ()), getattr(b, "shape", ()))
+        try:  # direct .shape reads: half the cost of getattr with a default
+            ctx.shapes = (a.shape, b.shape)
+        except AttributeError:  # a Python number operand (x + 2.0)
+            ctx.shapes = (getattr(a, "shape", ()), getattr(b, "shape", ()))
         return a * b
 
     @staticmethod
@@ -57,16 +75,28 @@ class Mul(Function):
         b, a = ctx.saved_tensors
         sa, sb = ctx.shapes
         na, nb = ctx.needs_input_grad
-        return (sum_to_shape(grad * b, sa) if na else None,
-                sum_to_shape(grad * a, sb) if nb else None)
+        if _state[0]:   # create_graph=True: products recorded as ops, differentiable again
+            return (sum_to_shape(grad * b, sa) if na else None,
+                    sum_to_shape(grad * a, sb) if nb else None)
+        # first order: the products on the arrays directly (an operand may be a number)
+        g, be = grad._data, ctx._be
+        return (sum_to_shape(Tensor._wrap(g * getattr(b, "_data", b), be, None, 0), sa)
+                if na else None,
+                sum_to_shape(Tensor._wrap(g * getattr(a, "_data", a), be, None, 0), sb)
+                if nb else None)
 
 
 class Div(Function):
+    array_op = operator.truediv  # the whole forward when nothing is recorded
+
     @staticmethod
     def forward(ctx, a, b):
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
             ctx.save_for_backward(*ctx.inputs)
-        ctx.shapes = (getattr(a, "shape", ()), getattr(b, "shape", ()))
+        try:  # direct .shape reads: half the cost of getattr with a default
+            ctx.shapes = (a.shape, b.shape)
+        except AttributeError:  # a Python number operand (x + 2.0)
+            ctx.shapes = (getattr(a, "shape", ()), getattr(b, "shape", ()))
         return a / b
 
     @staticmethod
@@ -85,7 +115,10 @@ class Pow(Function):
     def forward(ctx, a, b):
         xp = ctx._be.xp
         ctx.save_for_backward(*ctx.inputs)
-        ctx.shapes = (getattr(a, "shape", ()), getattr(b, "shape", ()))
+        try:  # direct .shape reads: half the cost of getattr with a default
+            ctx.shapes = (a.shape, b.shape)
+        except AttributeError:  # a Python number operand (x + 2.0)
+            ctx.shapes = (getattr(a, "shape", ()), getattr(b, "shape", ()))
         if isinstance(b, (int, float)):
             if b == 2:
                 return a * a
@@ -116,6 +149,8 @@ class Pow(Function):
 
 
 class Neg(Function):
+    array_op = operator.neg
+
     @staticmethod
     def forward(ctx, a):
         return -a

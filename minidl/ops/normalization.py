@@ -9,10 +9,13 @@ group:
     instance_norm  one channel of one sample (group_norm with a group per channel)
     batch_norm     one channel across the whole batch and every position
 
-So one fused kernel does all the heavy lifting: `layer_norm_forward/backward`, which normalises
-the rows of an (R, L) array. Layer, group and instance norm are a reshape away from it; batch
-norm needs the channel axis moved to the front first ((N, C, *) -> (C, N*...), one copy).
-The per-channel affine of group/instance/batch norm is a broadcast multiply-add on top.
+So one fused kernel does most of the heavy lifting: `layer_norm_forward/backward`, which
+normalises the rows of an (R, L) array. Layer, group and instance norm are a reshape away from
+it, with the per-channel affine of group/instance norm as a broadcast multiply-add on top.
+Batch norm has its own fused pair, `batch_norm_forward/backward`, which reduces over every
+axis but the channel axis in place and applies the affine in the same pass: the layer-norm
+route needed a transposed copy of the input, a transposed output, and two broadcast ops with
+their reductions in backward (2-3x the time).
 
 Per row, with L values (biased variance, as PyTorch):
     mean = sum(x)/L,  var = sum((x - mean)^2)/L,  rstd = 1/sqrt(var + eps),  xhat = (x - mean) rstd
@@ -119,6 +122,53 @@ class RMSNorm(Function):
             dx, dweight = _wrap(ctx, dx), _wrap(ctx, dweight)
         nx, nw = ctx.needs_input_grad[:2]
         return dx if nx else None, dweight if nw else None, None
+
+
+class BatchNorm(Function):
+    """Training-mode batch norm of an (N, C, *) tensor with optional (C,) weight and bias.
+
+    Forward and first-order backward are the fused kernels; under create_graph=True the
+    backward is `_batch_norm_grads_composite` in minidl ops. `stats_sink` (a list) receives
+    the channels' (mean, rstd) for the running-statistics update."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps, stats_sink):
+        x = ctx._be.xp.ascontiguousarray(x)
+        y, mean, rstd = ctx._be.fused.batch_norm_forward(x, weight, bias, eps)
+        ctx.save_for_backward(ctx.inputs[0], ctx.inputs[1])
+        ctx.stats = (mean, rstd)
+        ctx.eps = eps
+        stats_sink.append((mean, rstd))
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        if is_grad_enabled():
+            dx, dweight, dbias = _batch_norm_grads_composite(x, weight, grad, ctx.eps)
+        else:
+            xp = ctx._be.xp
+            mean, rstd = ctx.stats
+            dx, dweight, dbias = ctx._be.fused.batch_norm_backward(
+                xp.ascontiguousarray(grad._data), xp.ascontiguousarray(x._data),
+                _array(weight), mean, rstd)
+            dx, dweight, dbias = _wrap(ctx, dx), _wrap(ctx, dweight), _wrap(ctx, dbias)
+        nx, nw, nb = ctx.needs_input_grad[:3]
+        return (dx if nx else None, dweight if nw else None, dbias if nb else None, None, None)
+
+
+def _batch_norm_grads_composite(x, weight, grad, eps):
+    """The layer-norm gradient formula with a channel's (N, *) values as the group."""
+    dims = (0,) + tuple(range(2, x.ndim))
+    shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    mean = x.mean(dims, keepdim=True)
+    centred = x - mean
+    rstd = ((centred * centred).mean(dims, keepdim=True) + eps).rsqrt()
+    xhat = centred * rstd
+    g = grad * weight.reshape(shape) if weight is not None else grad
+    dx = rstd * (g - g.mean(dims, keepdim=True) - xhat * (g * xhat).mean(dims, keepdim=True))
+    dweight = (grad * xhat).sum(dims) if weight is not None else None
+    return dx, dweight, grad.sum(dims)
 
 
 # ---- argument checks ----------------------------------------------------------------------
@@ -247,15 +297,12 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if count <= 1:
         raise ValueError(f"{op}: expected more than 1 value per channel when training, got "
                          f"input size {list(input.shape)}")
-    # (N, C, *) -> (C, N*...): each channel becomes one row of the fused row kernel
-    moved = input.movedim(1, 0)
     sink = []
-    xhat_rows = LayerNorm.apply(moved.reshape(C, -1), None, None, float(eps), sink)
-    xhat = xhat_rows.reshape(tuple(moved.shape)).movedim(0, 1)
+    y = BatchNorm.apply(input, weight, bias, float(eps), sink)
     if running_mean is not None or running_var is not None:
         mean, var = _stats_as_tensors(input, sink, eps, count)
         _update_running(running_mean, running_var, mean, var, momentum)
-    return _channel_affine(xhat, weight, bias)
+    return y
 
 
 def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5):

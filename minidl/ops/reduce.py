@@ -10,24 +10,37 @@ from __future__ import annotations
 import collections
 
 from ..autograd.function import Function
+from ..autograd.grad_mode import _state
 from ._util import Tensor, canonical_dims, canonical_dim
+from .shape import expand, reshape
 
 values_indices = collections.namedtuple("values_indices", ["values", "indices"])
 
 
 def _expand_back(grad: Tensor, in_shape, dims, keepdim: bool) -> Tensor:
     """Broadcast a reduction's gradient back to the input shape."""
-    from .shape import reshape, expand
-    if grad._data.size == _numel(in_shape):
-        return reshape(grad, tuple(in_shape))  # only size-1 dims were reduced: a reshape does it
+    g = grad._data
+    if not _state[0]:
+        # first-order backward: the same reshape / broadcast view on the array, without the
+        # graph bookkeeping of the reshape and expand ops (the tail of every loss.sum())
+        if not keepdim and g.size != _numel(in_shape):
+            kept = list(in_shape)
+            for d in dims:
+                kept[d] = 1
+            g = g.reshape(kept)
+        out = g.reshape(in_shape) if g.size == _numel(in_shape) else \
+            grad._be.xp.broadcast_to(g, in_shape)
+        return Tensor._wrap(out, grad._be, None, 0)
+    if g.size == _numel(in_shape):
+        return reshape(grad, in_shape)  # only size-1 dims were reduced: a reshape does it
     if not keepdim and len(dims) == len(in_shape):
-        return expand(grad, tuple(in_shape))  # a full reduction: broadcasting does it all
+        return expand(grad, in_shape)  # a full reduction: broadcasting does it all
     if not keepdim:
         kept = list(in_shape)
         for d in dims:
             kept[d] = 1
         grad = reshape(grad, tuple(kept))
-    return expand(grad, tuple(in_shape))
+    return expand(grad, in_shape)
 
 
 def _numel(shape) -> int:
@@ -42,13 +55,19 @@ def _acc_dtype(arr):
     return "float32" if arr.dtype.char == "e" else None  # 'e' is float16
 
 
+# dim=None reduces every axis; these tuples are made once per rank, not per call
+_ALL_DIMS = [tuple(range(n)) for n in range(33)]
+
+
 class Sum(Function):
     @staticmethod
     def forward(ctx, x, dims, keepdim):
         ctx.meta = (x.shape, dims, keepdim)
-        acc = _acc_dtype(x)
-        out = ctx._be.xp.sum(x, axis=dims, keepdims=keepdim, dtype=acc)
-        return out.astype(x.dtype) if acc else out
+        # the array's own .sum method: NumPy's module-level np.sum adds a Python wrapper that
+        # costs more than the reduction itself on small arrays
+        if x.dtype.char == "e":
+            return x.sum(axis=dims, keepdims=keepdim, dtype="float32").astype(x.dtype)
+        return x.sum(axis=dims, keepdims=keepdim)
 
     @staticmethod
     def backward(ctx, grad):
@@ -59,10 +78,10 @@ class Sum(Function):
 def sum(x, dim=None, keepdim: bool = False, dtype=None):
     if dtype is not None:
         x = x.to(dtype)
-    dims = tuple(range(x._data.ndim)) if dim is None else canonical_dims(dim, x.ndim)
-    if x._data.dtype.kind in "biu":
-        xp = x._be.xp
-        return Tensor._wrap(xp.sum(x._data, axis=dims, keepdims=keepdim, dtype="int64"), x._be, None, 0)
+    data = x._data
+    dims = _ALL_DIMS[data.ndim] if dim is None else canonical_dims(dim, data.ndim)
+    if data.dtype.kind in "biu":
+        return Tensor._wrap(data.sum(axis=dims, keepdims=keepdim, dtype="int64"), x._be, None, 0)
     return Sum.apply1(x, dims, keepdim)
 
 
@@ -74,9 +93,9 @@ class Mean(Function):
         for d in dims:
             n *= x.shape[d]
         ctx.n = n
-        acc = _acc_dtype(x)
-        out = ctx._be.xp.mean(x, axis=dims, keepdims=keepdim, dtype=acc)
-        return out.astype(x.dtype) if acc else out
+        if x.dtype.char == "e":
+            return x.mean(axis=dims, keepdims=keepdim, dtype="float32").astype(x.dtype)
+        return x.mean(axis=dims, keepdims=keepdim)
 
     @staticmethod
     def backward(ctx, grad):
@@ -87,10 +106,12 @@ class Mean(Function):
 def mean(x, dim=None, keepdim: bool = False, dtype=None):
     if dtype is not None:
         x = x.to(dtype)
-    if x._data.dtype.kind != "f":
+    data = x._data
+    if data.dtype.kind != "f":
         raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be floating "
                            f"point, but got {x.dtype}; use x.float().mean()")
-    return Mean.apply1(x, canonical_dims(dim, x.ndim), keepdim)
+    dims = _ALL_DIMS[data.ndim] if dim is None else canonical_dims(dim, data.ndim)
+    return Mean.apply1(x, dims, keepdim)
 
 
 class SumToSize(Function):
@@ -103,13 +124,12 @@ class SumToSize(Function):
         dims = tuple(range(lead)) + tuple(
             lead + i for i, s in enumerate(shape) if s == 1 and x.shape[lead + i] != 1)
         acc = _acc_dtype(x)
-        out = ctx._be.xp.sum(x, axis=dims, keepdims=True, dtype=acc) if dims else x
+        out = x.sum(axis=dims, keepdims=True, dtype=acc) if dims else x
         out = out.reshape(shape)
         return out.astype(x.dtype) if acc else out
 
     @staticmethod
     def backward(ctx, grad):
-        from .shape import expand
         return expand(grad, ctx.in_shape), None
 
 
@@ -475,3 +495,4 @@ def count_nonzero(x, dim=None):
     dims = None if dim is None else canonical_dims(dim, x.ndim)
     return Tensor._wrap(x._be.xp.asarray(x._be.xp.count_nonzero(x._data, axis=dims), dtype="int64"),
                         x._be, None, 0)
+

@@ -38,8 +38,17 @@ def _infer_shape(shape, numel, in_shape):
     return tuple(shape)
 
 
+def _reshape_array(x, shape):
+    return x.reshape(shape)
+
+
+def _transpose_array(x, dims):
+    return x.transpose(dims)
+
+
 class Reshape(Function):
     is_view = True
+    array_op = _reshape_array  # the whole forward when nothing is recorded
 
     @staticmethod
     def forward(ctx, x, shape):
@@ -120,6 +129,7 @@ def unsqueeze(x, dim: int):
 
 class Permute(Function):
     is_view = True
+    array_op = _transpose_array
 
     @staticmethod
     def forward(ctx, x, dims):

@@ -1,4 +1,4 @@
-"""GELU and SiLU: fast CPU kernels (maths in reference/activation.py).
+"""GELU, SiLU and the ReLU backward: fast CPU kernels (maths in reference/activation.py).
 
 NumPy evaluates GELU-tanh as ~8 ufuncs, each a sweep over memory with its own temporary; here
 one vectorised loop reads x (and dy) once and writes the result once.
@@ -82,6 +82,21 @@ def _silu_backward(x, dy, dx):
         v = x[i]
         s = T(1.0) / (T(1.0) + fast_exp(-v))
         dx[i] = dy[i] * (s * (T(1.0) + v * (T(1.0) - s)))
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+def _relu_backward(y, dy, dx):
+    # one pass and no boolean mask array: NumPy's where(y <= 0, 0, dy) builds the mask first
+    T = dy.dtype.type
+    for i in range(dy.size):
+        dx[i] = T(0.0) if y[i] <= T(0.0) else dy[i]
+
+
+def relu_backward(y, dy):
+    op = "relu_backward"
+    require_float(op, y=y, dy=dy)
+    require_shape(op, "dy", dy, y.shape, "the shape of y")
+    return _elementwise(_relu_backward, y, dy)
 
 
 def gelu_forward(x, approximate):

@@ -1,4 +1,5 @@
-"""Layer norm and RMS norm over the last axis: fast CPU kernels (maths in reference/norm.py).
+"""Layer norm and RMS norm over the last axis, and batch norm over channels: fast CPU kernels
+(maths in reference/norm.py).
 
 One serial Numba loop per row, all passes over the row while it sits in L1 cache: mean, the
 two-pass variance, then the normalised output. The backward does one pass for the two row
@@ -12,13 +13,20 @@ row after another, rounding error grows with the row count; we add rows into a p
 fold it into the total every ROWS_PER_PARTIAL rows (two-level summation), which keeps the
 error about sqrt(ROWS_PER_PARTIAL) + sqrt(rows / ROWS_PER_PARTIAL) rounding steps, like NumPy's
 pairwise sum, without any float64 temporaries.
+
+Batch norm works per CHANNEL of an (N, C, L) view: a channel is N rows of L contiguous values,
+strided by C*L. Its three forward passes (sum, squared deviations, output) and two backward
+passes run one channel at a time, so the second and third passes find the channel in L2
+cache. Each row is summed on its own and the row sums are then added (two-level summation
+again). A 2-D (N, C) input (L = 1) is transposed to one (C, N) row per channel first: with
+L = 1 the per-row loops would be one element long and could not vectorise.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from ..reference.norm import check_norm_args
+from ..reference.norm import check_batch_norm_args, check_norm_args
 from ._fastmath import FASTMATH
 
 ROWS_PER_PARTIAL = 64
@@ -105,6 +113,105 @@ def _rms_norm_backward_rows(dy, x, weight, rstd, dx, dweight):
             for j in range(x.shape[1]):
                 dweight[j] += part_dw[j]
                 part_dw[j] = 0.0
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+def _batch_norm_channels(x, weight, bias, eps, y, mean_out, rstd_out):
+    """x, y: (N, C, L). Per channel: mean, two-pass variance, then the output."""
+    N, C, L = x.shape
+    zero = x.dtype.type(0.0)
+    inv_count = x.dtype.type(1.0) / x.dtype.type(N * L)
+    for c in range(C):
+        total = zero
+        for n in range(N):
+            row = zero
+            for j in range(L):
+                row += x[n, c, j]
+            total += row
+        mean = total * inv_count
+        squares = zero
+        for n in range(N):
+            row = zero
+            for j in range(L):
+                d = x[n, c, j] - mean
+                row += d * d
+            squares += row
+        rstd = x.dtype.type(1.0) / np.sqrt(squares * inv_count + eps)
+        scale = rstd * weight[c]
+        shift = bias[c]
+        for n in range(N):
+            for j in range(L):
+                y[n, c, j] = (x[n, c, j] - mean) * scale + shift
+        mean_out[c] = mean
+        rstd_out[c] = rstd
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+def _batch_norm_backward_channels(dy, x, weight, mean, rstd, dx, dweight, dbias):
+    """dx = rstd * w * (dy - S1/count - xhat * S2/count), S1 = sum dy, S2 = sum dy*xhat."""
+    N, C, L = x.shape
+    zero = x.dtype.type(0.0)
+    inv_count = x.dtype.type(1.0) / x.dtype.type(N * L)
+    for c in range(C):
+        m, r = mean[c], rstd[c]
+        s1 = zero
+        s2 = zero
+        for n in range(N):
+            row1 = zero
+            row2 = zero
+            for j in range(L):
+                g = dy[n, c, j]
+                row1 += g
+                row2 += g * (x[n, c, j] - m)
+            s1 += row1
+            s2 += row2
+        s2 *= r                      # sum dy * xhat, with xhat = (x - m) * r
+        dbias[c] = s1
+        dweight[c] = s2
+        k = r * weight[c]
+        a = s1 * inv_count
+        b = s2 * inv_count * r       # xhat * S2/count = (x - m) * (r * S2/count)
+        for n in range(N):
+            for j in range(L):
+                dx[n, c, j] = k * (dy[n, c, j] - a - (x[n, c, j] - m) * b)
+
+
+def batch_norm_forward(x, weight, bias, eps):
+    check_batch_norm_args("batch_norm_forward", x, weight=weight, bias=bias)
+    C = x.shape[1]
+    x3 = _channel_rows(x)
+    y = np.empty_like(x3)
+    mean = np.empty(C, dtype=x.dtype)
+    rstd = np.empty(C, dtype=x.dtype)
+    _batch_norm_channels(x3, _or_ones(weight, C, x.dtype), _or_zeros(bias, C, x.dtype),
+                         x.dtype.type(eps), y, mean, rstd)
+    return _from_channel_rows(y, x), mean, rstd
+
+
+def batch_norm_backward(dy, x, weight, mean, rstd):
+    check_batch_norm_args("batch_norm_backward", x, dy=dy, weight=weight, mean=mean, rstd=rstd)
+    C = x.shape[1]
+    x3 = _channel_rows(x)
+    dx = np.empty_like(x3)
+    dweight = np.empty(C, dtype=x.dtype)
+    dbias = np.empty(C, dtype=x.dtype)
+    _batch_norm_backward_channels(_channel_rows(dy), x3, _or_ones(weight, C, x.dtype),
+                                  _flat(mean), _flat(rstd), dx, dweight, dbias)
+    return _from_channel_rows(dx, x), (dweight if weight is not None else None), dbias
+
+
+def _channel_rows(a):
+    """(N, C, *) as (N, C, L); a 2-D (N, C) as (1, C, N) (a transposed copy, see above)."""
+    if a.ndim == 2:
+        return np.ascontiguousarray(a.T).reshape(1, a.shape[1], a.shape[0])
+    return np.ascontiguousarray(a).reshape(a.shape[0], a.shape[1], -1)
+
+
+def _from_channel_rows(a3, like):
+    """Undo _channel_rows for a result of the same layout."""
+    if like.ndim == 2:
+        return np.ascontiguousarray(a3.reshape(like.shape[1], like.shape[0]).T)
+    return a3.reshape(like.shape)
 
 
 def layer_norm_forward(x, weight, bias, eps):

@@ -105,6 +105,48 @@ def _max_pool_dense_kernel(x, kh, kw, sh, sw, y, argmax):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
+def _max_pool_2x2_kernel(x, y, argmax):
+    """2x2 windows with stride 2, all inside x: the pooling of nearly every CNN.
+
+    Written for the four taps explicitly, as compares and selects on two input rows, LLVM
+    vectorises it across outputs; it measured ~9x faster than the dense kernel's tap loops
+    on (64, 32, 26, 26). Same rules: the first maximum in row-major order wins, and a NaN
+    wins over everything (the last NaN of the window)."""
+    P = x.shape[0]
+    W = x.shape[2]
+    OH, OW = y.shape[1], y.shape[2]
+    for p in range(P):
+        for oh in range(OH):
+            top = x[p, 2 * oh]
+            bottom = x[p, 2 * oh + 1]
+            y_row = y[p, oh]
+            a_row = argmax[p, oh]
+            first = 2 * oh * W
+            seen_nan = False
+            for ow in range(OW):
+                a, b = top[2 * ow], top[2 * ow + 1]
+                c, d = bottom[2 * ow], bottom[2 * ow + 1]
+                best, where = a, 0
+                if b > best:
+                    best, where = b, 1
+                if c > best:
+                    best, where = c, W
+                if d > best:
+                    best, where = d, W + 1
+                seen_nan |= (a != a) | (b != b) | (c != c) | (d != d)
+                y_row[ow] = best
+                a_row[ow] = first + 2 * ow + where
+            if seen_nan:   # rare: redo the row's windows, letting the last NaN win
+                for ow in range(OW):
+                    for t in range(4):
+                        offset = (t // 2) * W + t % 2
+                        v = x[p, 2 * oh + t // 2, 2 * ow + t % 2]
+                        if v != v:
+                            y_row[ow] = v
+                            a_row[ow] = first + 2 * ow + offset
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _max_unpool_kernel(dy, argmax, dx):
     P, L = dy.shape
     HW = dx.shape[1]
@@ -128,7 +170,13 @@ def max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode):
     y = np.empty((N, C, OH, OW), dtype=x.dtype)
     argmax = np.empty((N, C, OH, OW), dtype=np.int64)
     planes = np.ascontiguousarray(x).reshape(N * C, H, W)
-    if p == (0, 0) and d == (1, 1):
+    # the unclipped kernels need every window inside x: no padding, no dilation, and no
+    # partial last window (ceil_mode=True can add one that hangs over the edge)
+    inside = (p == (0, 0) and d == (1, 1) and (OH - 1) * s[0] + k[0] <= H
+              and (OW - 1) * s[1] + k[1] <= W)
+    if inside and k == (2, 2) and s == (2, 2):
+        _max_pool_2x2_kernel(planes, y.reshape(N * C, OH, OW), argmax.reshape(N * C, OH, OW))
+    elif inside:
         _max_pool_dense_kernel(planes, k[0], k[1], s[0], s[1], y.reshape(N * C, OH, OW),
                                argmax.reshape(N * C, OH, OW))
     else:

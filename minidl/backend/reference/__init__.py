@@ -10,11 +10,13 @@ embedding. The conv, pool, optim and attention families live in their own files 
 imported when present.
 """
 from ._xp import get_xp
-from .activation import gelu_backward, gelu_forward, silu_backward, silu_forward
+from .activation import (gelu_backward, gelu_forward, relu_backward, silu_backward,
+                         silu_forward)
 from .cross_entropy import cross_entropy_backward, cross_entropy_forward
 from .dropout import dropout_backward, dropout_forward
 from .embedding import embedding_backward
-from .norm import layer_norm_backward, layer_norm_forward, rms_norm_backward, rms_norm_forward
+from .norm import (batch_norm_backward, batch_norm_forward, layer_norm_backward,
+                   layer_norm_forward, rms_norm_backward, rms_norm_forward)
 from .softmax import (log_softmax_backward, log_softmax_forward, softmax_backward,
                       softmax_forward)
 
@@ -22,7 +24,8 @@ __all__ = [
     "get_xp",
     "softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward",
     "layer_norm_forward", "layer_norm_backward", "rms_norm_forward", "rms_norm_backward",
-    "gelu_forward", "gelu_backward", "silu_forward", "silu_backward",
+    "batch_norm_forward", "batch_norm_backward",
+    "gelu_forward", "gelu_backward", "silu_forward", "silu_backward", "relu_backward",
     "dropout_forward", "dropout_backward",
     "cross_entropy_forward", "cross_entropy_backward",
     "embedding_backward",

@@ -9,6 +9,9 @@ GELU(x) = x * Phi(x), Phi the standard normal CDF.
                    du/dx = sqrt(2/pi) * (1 + 3 * 0.044715 x^2)
   The two differ by up to ~1e-3: a model trained with one should be run with the same one.
 SiLU(x) = x * sigmoid(x),  SiLU'(x) = s * (1 + x * (1 - s)),  s = sigmoid(x).
+ReLU backward from the OUTPUT y = max(x, 0) (what autograd keeps): dx = 0 where y <= 0, else
+dy. Written as a select, not dy * (y > 0): that product would turn an infinite dy into NaN
+where the unit is off, and (as PyTorch) a NaN output passes its gradient through.
 
 Traps: for x << 0, 1 + erf(...) cancels (1 - 0.99999...): GELU(-8) ~ -5e-15 would come out
 as 0 in float32 and 2% off in float64. erfc(-x/sqrt(2)) computes that small tail directly.
@@ -67,6 +70,14 @@ def silu_backward(x, dy):
     require_shape(op, "dy", dy, x.shape, "the shape of x")
     s = sigmoid(x)
     return dy * (s * (1.0 + x * (1.0 - s)))
+
+
+def relu_backward(y, dy):
+    op = "relu_backward"
+    require_float(op, y=y, dy=dy)
+    require_shape(op, "dy", dy, y.shape, "the shape of y")
+    xp = get_xp(dy)
+    return xp.where(y <= 0, xp.zeros((), dtype=dy.dtype), dy)
 
 
 def sigmoid(x):

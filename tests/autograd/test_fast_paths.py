@@ -1,0 +1,143 @@
+"""Every first-order fast path against the plain form it stands in for.
+
+Several ops run their usual backward (loss.backward(), no create_graph) as array code or a
+fused kernel, and keep the composite formula in minidl ops for create_graph=True. Apply1 and
+apply2 skip the graph node for ops that name an `array_op` when nothing is recorded. These
+tests run each op both ways on the same inputs and require the same numbers, so a fast path
+can never drift from the definition it replaces.
+"""
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pytest
+
+import minidl
+import minidl.nn.functional as F
+
+
+@dataclass
+class Row:
+    name: str
+    fn: Callable
+    shapes: list
+    positive: tuple = ()        # inputs drawn > 0 (e.g. a divisor)
+
+
+ROWS = [
+    Row("linear", lambda x, w, b: F.linear(x, w, b), [(5, 4), (3, 4), (3,)]),
+    Row("linear_3d", lambda x, w, b: F.linear(x, w, b), [(2, 5, 4), (3, 4), (3,)]),
+    Row("linear_no_bias", lambda x, w: F.linear(x, w), [(5, 4), (3, 4)]),
+    Row("relu", lambda x: F.relu(x), [(4, 7)]),
+    Row("batch_norm_4d", lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
+        [(3, 2, 4, 5), (2,), (2,)]),
+    Row("batch_norm_2d", lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
+        [(6, 3), (3,), (3,)]),
+    Row("batch_norm_plain", lambda x: F.batch_norm(x, None, None, training=True), [(4, 3, 5)]),
+    Row("conv2d", lambda x, w, b: F.conv2d(x, w, b, padding=1), [(2, 3, 6, 5), (4, 3, 3, 3),
+                                                                  (4,)]),
+    Row("sum_mean", lambda x: x.sum(0) * x.mean(), [(3, 4)]),
+    Row("add_sub_mul_div", lambda a, b: (a + b) * (a - b) / b, [(3, 4), (4,)], positive=(1,)),
+    Row("reshape_permute", lambda x: (x.reshape(4, 3).permute(1, 0) * x).sum(0), [(3, 4)]),
+]
+
+
+def make_inputs(row, dtype="float64"):
+    rng = np.random.default_rng(0)
+    out = []
+    for i, shape in enumerate(row.shapes):
+        a = rng.standard_normal(shape)
+        if i in row.positive:
+            a = np.abs(a) + 0.5
+        out.append(minidl.tensor(a, dtype=dtype, requires_grad=True))
+    return out
+
+
+def grads(row, create_graph, dtype="float64"):
+    inputs = make_inputs(row, dtype)
+    out = row.fn(*inputs)
+    upstream = np.random.default_rng(1).standard_normal(tuple(out.shape))
+    got = minidl.autograd.grad([out], inputs, [minidl.tensor(upstream, dtype=dtype)],
+                               create_graph=create_graph)
+    return out.detach().numpy(), [g.detach().numpy() for g in got]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=lambda r: r.name)
+def test_first_order_fast_path_matches_composite(row):
+    y_fast, fast = grads(row, create_graph=False)
+    y_slow, slow = grads(row, create_graph=True)
+    np.testing.assert_allclose(y_fast, y_slow, rtol=1e-12, atol=1e-12)
+    for i, (a, b) in enumerate(zip(fast, slow)):
+        assert a.shape == b.shape, f"input {i}: gradient shapes differ"
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11, err_msg=f"input {i}")
+
+
+@pytest.mark.parametrize("row", ROWS, ids=lambda r: r.name)
+def test_fast_path_keeps_float32(row):
+    _, got = grads(row, create_graph=False, dtype="float32")
+    assert all(g.dtype == np.float32 for g in got)
+
+
+@pytest.mark.parametrize("expr", [
+    lambda a, b: a + b, lambda a, b: a - b, lambda a, b: a * b, lambda a, b: a / b,
+    lambda a, b: -a, lambda a, b: a.reshape(-1), lambda a, b: a.permute(1, 0),
+], ids=["add", "sub", "mul", "div", "neg", "reshape", "permute"])
+def test_no_grad_array_op_matches_recorded_forward(expr):
+    rng = np.random.default_rng(2)
+    a = minidl.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    b = minidl.tensor(np.abs(rng.standard_normal((3, 4))) + 0.5, requires_grad=True)
+    recorded = expr(a, b)
+    with minidl.no_grad():
+        plain = expr(a, b)
+    assert recorded.grad_fn is not None and plain.grad_fn is None and not plain.requires_grad
+    np.testing.assert_array_equal(plain.numpy(), recorded.detach().numpy())
+
+
+def test_relu_backward_select_semantics():
+    """The gradient passes where the output is > 0 or NaN, is 0 elsewhere, even for inf."""
+    x = minidl.tensor([-1.0, 0.0, 2.0, float("nan")], requires_grad=True)
+    y = F.relu(x)
+    (g,) = minidl.autograd.grad([y], [x], [minidl.tensor([float("inf"), 5.0, 3.0, 7.0])])
+    np.testing.assert_array_equal(g.numpy(), [0.0, 0.0, 3.0, 7.0])
+
+
+# ---- gradients handed to leaves: kept without a copy only when nothing else holds them -------
+
+def test_sole_reshaped_gradient_becomes_grad_without_copy():
+    x = minidl.randn(4, 6, requires_grad=True)
+    F.layer_norm(x, (6,)).backward(minidl.ones(4, 6))
+    g = x.grad._data
+    assert g.flags.c_contiguous and g.flags.writeable
+    g += 1.0  # writable in place, as optimizers and clipping need
+
+
+def test_gradient_shared_by_two_leaves_is_copied():
+    a = minidl.randn(3, requires_grad=True)
+    b = minidl.randn(3, requires_grad=True)
+    (a + b).sum().backward()
+    assert not np.shares_memory(a.grad._data, b.grad._data)
+    a.grad._data[:] = 7.0
+    np.testing.assert_array_equal(b.grad.numpy(), np.ones(3))
+
+
+def test_view_of_an_array_held_elsewhere_is_copied():
+    held = []
+
+    class Leak(minidl.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 1.0
+
+        @staticmethod
+        def backward(ctx, grad):
+            full = np.ones((2,) + grad._data.shape)
+            held.append(full)                      # someone else keeps the base array
+            return minidl.Tensor._wrap(full[0], grad._be, None, 0)
+
+    x = minidl.randn(5, dtype="float64", requires_grad=True)
+    Leak.apply(x).sum().backward()
+    assert not np.shares_memory(x.grad._data, held[0])
+    gc.collect()
