@@ -40,7 +40,7 @@ import minidl.nn.functional as F  # noqa: E402
 from minidl.data import MNIST, DatasetError  # noqa: E402
 
 FULL = dict(z_dim=64, hidden=(256, 512), batch_size=128, steps=12000, lr=2e-4,
-            classifier_steps=600, n_samples=1000, distance_target=1.5, classes_target=9)
+            classifier_steps=600, n_samples=1000, distance_target=1.3, classes_target=9)
 QUICK = dict(z_dim=32, hidden=(64, 128), batch_size=32, steps=200, lr=5e-4,
              classifier_steps=0, n_samples=64, distance_target=None, classes_target=None)
 

@@ -28,6 +28,11 @@ from .activation import (ReLU, LeakyReLU, ELU, GELU, SiLU, Sigmoid, Tanh, Softma
                          Softplus)
 from .loss import (L1Loss, MSELoss, SmoothL1Loss, HuberLoss, NLLLoss, CrossEntropyLoss, BCELoss,
                    BCEWithLogitsLoss, KLDivLoss)
+from .attention import MultiheadAttention
+from .transformer import (TransformerEncoderLayer, TransformerDecoderLayer, TransformerEncoder,
+                          TransformerDecoder, Transformer)
+from .positional import (SinusoidalPositionalEncoding, LearnedPositionalEmbedding,
+                         sinusoidal_positional_encoding, rope_cache, apply_rope)
 
 __all__ = [
     "functional", "init", "utils", "Parameter", "Module", "RemovableHandle",
@@ -36,5 +41,8 @@ __all__ = [
     "BatchNorm2d", "LayerNorm", "RMSNorm", "GroupNorm", "Dropout", "Embedding", "Flatten",
     "Unflatten", "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Sigmoid", "Tanh", "Softmax",
     "LogSoftmax", "Softplus", "L1Loss", "MSELoss", "SmoothL1Loss", "HuberLoss", "NLLLoss",
-    "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss", "KLDivLoss",
+    "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss", "KLDivLoss", "MultiheadAttention",
+    "TransformerEncoderLayer", "TransformerDecoderLayer", "TransformerEncoder",
+    "TransformerDecoder", "Transformer", "SinusoidalPositionalEncoding",
+    "LearnedPositionalEmbedding", "sinusoidal_positional_encoding", "rope_cache", "apply_rope",
 ]
