@@ -3,7 +3,8 @@
     python benchmarks/train_steps.py                 # every row
     python benchmarks/train_steps.py --only mlp64,cnn64,op/softmax
     python benchmarks/train_steps.py --memory        # + peak memory of each training step
-    python benchmarks/train_steps.py --flat 1000     # + memory over 1,000 steps (MLP b64)
+    python benchmarks/train_steps.py --flat 1000     # + memory over 1,000 steps (MLP, CNN)
+    python benchmarks/train_steps.py --isolated      # one process per library (2 threads)
 
 Every row builds the same model (or op) in both libraries with the same weights and inputs,
 then times the two interleaved (A B A B ..., benchmarks/timing.py `compare`) and reports the
@@ -14,6 +15,13 @@ an engine on NumPy could reach if its bookkeeping cost nothing.
 Each row prints how many repeats waited for a CPU (PSI, /proc/pressure/cpu) and the CPU
 pressure over the whole row: on 2 shared cores a loaded machine moves single timings by tens
 of percent, so only the interleaved ratio of one run means anything.
+
+Threads (MINIDL_BENCH_THREADS, default 2; set OPENBLAS_NUM_THREADS to the same number). At 2
+threads, run with --isolated: in one process the two libraries' thread pools steal each
+other's cores (see compare_isolated). And a 2-thread GEMM needs both cores at once: while
+another process runs, OpenBLAS's GEMMs slow down 10-50x and the figures mean nothing. On a
+shared machine, 1 thread for both libraries (MINIDL_BENCH_THREADS=1 OPENBLAS_NUM_THREADS=1)
+gives the comparison that survives the load.
 
 Targets (ratio): per-op overhead <= 0.5 (benchmarks/overhead.py), MLP step <= 0.8, CNN step
 <= 1.2, each op forward+backward <= 1.5, each step's peak memory <= 1.2x PyTorch's.
@@ -217,7 +225,15 @@ STEP_ROWS = {"mlp64": ("mlp", 64), "mlp256": ("mlp", 256), "cnn64": ("cnn", 64)}
 # ---- memory ----------------------------------------------------------------------------------
 
 def minidl_peak_bytes(fn) -> int:
-    """Peak bytes of NumPy buffers live at once during fn(), above those live before it."""
+    """Peak bytes of NumPy buffers live at once during fn(), above those live before it.
+
+    Scratch buffers that kernels keep between calls are working memory of the step too, so
+    they are dropped first and counted when fn() makes them again."""
+    try:
+        from minidl.backend.cpu_kernels import conv as _conv
+        _conv._SCRATCH.__dict__.clear()
+    except (ImportError, AttributeError):
+        pass
     gc.collect()
     tracemalloc.start()
     try:
@@ -281,6 +297,75 @@ def flat_memory(steps: int, kind: str = "mlp") -> dict:
     return {"model": kind, "steps": steps, "after_50": marks[50], "after_last": marks[steps]}
 
 
+# ---- one library per process ------------------------------------------------------------------
+#
+# In one process, two thread pools fight: OpenBLAS's worker keeps spinning for up to ~0.1 s
+# after each GEMM and PyTorch's OpenMP workers spin after each parallel region, so at 2
+# threads whichever library runs second finds a core taken (we saw PyTorch's softmax go from
+# 0.66 ms to 15 ms). With --isolated each library lives in its own process; the parent still
+# interleaves them (A B A B ...) and pauses between switches so the last one's pool is asleep.
+
+def _serve(conn, lib: str, row: str, threads: int) -> None:
+    """Worker process: build `row` for `lib`, then time `n` calls per request."""
+    import time
+    if lib == "torch":
+        _torch().set_num_threads(threads)
+    if row in STEP_ROWS:
+        pair = TrainPair(*STEP_ROWS[row])
+        fn = {"minidl": pair.step, "torch": pair.torch_step, "numpy": None}[lib] or \
+            pair.numpy_step()
+    else:
+        fn = OP_ROWS[row](minidl if lib == "minidl" else _torch())
+    for _ in range(3):
+        fn()
+    while (n := conn.recv()) is not None:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        conn.send((time.perf_counter() - t0) / n)
+
+
+def compare_isolated(row: str, libs, repeats: int, target_s: float, pause_s: float = 0.2):
+    """compare() with each library in its own process; same result layout."""
+    import multiprocessing
+    import statistics
+    import time
+    from timing import cpu_stall_us
+    ctx = multiprocessing.get_context("spawn")
+    conns, procs = {}, []
+    for lib in libs:
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_serve, args=(child, lib, row, THREADS), daemon=True)
+        proc.start()
+        conns[lib] = parent
+        procs.append(proc)
+    try:
+        numbers = {}
+        for lib, conn in conns.items():
+            conn.send(1)
+            numbers[lib] = max(1, int(target_s / max(conn.recv(), 1e-7)))
+        samples = {lib: [] for lib in libs}
+        stalled = {lib: 0 for lib in libs}
+        for _ in range(repeats):
+            for lib, conn in conns.items():
+                time.sleep(pause_s)
+                s0 = cpu_stall_us()
+                conn.send(numbers[lib])
+                dt = conn.recv()
+                s1 = cpu_stall_us()
+                samples[lib].append(dt)
+                if s0 is not None and s1 - s0 > 0.05 * dt * numbers[lib] * 1e6:
+                    stalled[lib] += 1
+    finally:
+        for conn in conns.values():
+            conn.send(None)
+        for proc in procs:
+            proc.join(timeout=10)
+    return {lib: {"median": statistics.median(v), "min": min(v), "max": max(v), "samples": v,
+                  "calls_per_repeat": numbers[lib], "stalled_repeats": stalled[lib]}
+            for lib, v in samples.items()}
+
+
 # ---- running ---------------------------------------------------------------------------------
 
 def _pressure() -> str:
@@ -290,14 +375,18 @@ def _pressure() -> str:
         return "n/a"
 
 
-def time_step_row(name: str, repeats: int, memory: bool) -> dict:
+def time_step_row(name: str, repeats: int, memory: bool, isolated: bool = False) -> dict:
     kind, batch = STEP_ROWS[name]
     pair = TrainPair(kind, batch)
-    cands = {"minidl": pair.step, "torch": pair.torch_step}
     floor = pair.numpy_step() if kind == "mlp" else None
-    if floor is not None:
-        cands["numpy"] = floor
-    res = compare(cands, repeats=repeats, target_s=0.2)
+    if isolated:
+        libs = ["minidl", "torch"] + (["numpy"] if floor is not None else [])
+        res = compare_isolated(name, libs, repeats, target_s=0.2)
+    else:
+        cands = {"minidl": pair.step, "torch": pair.torch_step}
+        if floor is not None:
+            cands["numpy"] = floor
+        res = compare(cands, repeats=repeats, target_s=0.2)
     row = {"benchmark": f"step/{name}", "target": TARGETS[f"step/{kind}"], **res}
     if memory:
         row["peak_minidl"] = minidl_peak_bytes(pair.step)
@@ -305,14 +394,17 @@ def time_step_row(name: str, repeats: int, memory: bool) -> dict:
     return row
 
 
-def time_op_row(name: str, repeats: int) -> dict:
-    build = OP_ROWS[name]
-    res = compare({"minidl": build(minidl), "torch": build(_torch())}, repeats=repeats,
-                  target_s=0.1)
+def time_op_row(name: str, repeats: int, isolated: bool = False) -> dict:
+    if isolated:
+        res = compare_isolated(name, ["minidl", "torch"], repeats, target_s=0.1)
+    else:
+        build = OP_ROWS[name]
+        res = compare({"minidl": build(minidl), "torch": build(_torch())}, repeats=repeats,
+                      target_s=0.1)
     return {"benchmark": f"op/{name}", "target": TARGETS["op"], **res}
 
 
-def run(only=None, repeats: int = 7, memory: bool = False) -> list[dict]:
+def run(only=None, repeats: int = 7, memory: bool = False, isolated: bool = False) -> list[dict]:
     names = [f"step/{n}" for n in STEP_ROWS] + [f"op/{n}" for n in OP_ROWS]
     if only:
         names = [n for n in names if any(n == o or n.split("/")[1] == o for o in only)]
@@ -320,8 +412,8 @@ def run(only=None, repeats: int = 7, memory: bool = False) -> list[dict]:
     for name in names:
         kind, short = name.split("/")
         before = _pressure()
-        row = (time_step_row(short, repeats, memory) if kind == "step"
-               else time_op_row(short, repeats))
+        row = (time_step_row(short, repeats, memory, isolated) if kind == "step"
+               else time_op_row(short, repeats, isolated))
         row["ratio"] = row["minidl"]["median"] / row["torch"]["median"]
         row["pressure_before"], row["pressure_after"] = before, _pressure()
         rows.append(row)
@@ -351,11 +443,14 @@ def main() -> None:
     ap.add_argument("--memory", action="store_true", help="peak memory of each training step")
     ap.add_argument("--flat", type=int, metavar="STEPS",
                     help="memory over STEPS training steps of the MLP and the CNN")
+    ap.add_argument("--isolated", action="store_true",
+                    help="each library in its own process (no thread-pool fights; see above)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     print(f"CPU pressure at start: {_pressure()}")
     print(f"{'row':22s} {'minidl':>10s} {'torch':>10s} {'ratio':>6s}  target")
-    rows = run(args.only.split(",") if args.only else None, args.repeats, args.memory)
+    rows = run(args.only.split(",") if args.only else None, args.repeats, args.memory,
+               args.isolated)
     if args.flat:
         for kind in ("mlp", "cnn"):
             flat = flat_memory(args.flat, kind)

@@ -28,6 +28,7 @@ from .backend import get_backend, device as _parse_device
 from .backend import cpu as _cpu  # noqa: F401  (registers the 'cpu' backend)
 
 _CPU = get_backend("cpu")
+_new_object = object.__new__
 
 
 class Tensor:
@@ -65,10 +66,13 @@ class Tensor:
         if requires_grad:
             self.requires_grad = True
 
-    @classmethod
-    def _wrap(cls, array, be, grad_fn, out_nr):
-        """Make a Tensor around an existing backend array without copying (the fast path)."""
-        t = cls.__new__(cls)
+    @staticmethod
+    def _wrap(array, be, grad_fn, out_nr):
+        """Make a Tensor around an existing backend array without copying (the fast path).
+
+        A staticmethod, not a classmethod: it always makes a plain Tensor, and skipping the
+        bound-method object matters here (backward makes one of these per gradient)."""
+        t = _new_object(Tensor)
         t._data = array
         t._be = be
         t.grad_fn = grad_fn

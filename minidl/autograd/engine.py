@@ -39,10 +39,14 @@ def _sole_view(a) -> bool:
     Elsewhere (or for a chain of views) we stay on the safe side and copy."""
     base = a.base
     return (_REFCOUNTS and type(base) is type(a) and base.base is None
-            and a.flags.writeable and _getrefcount(base) <= 3)
+            and getattr(a.flags, "writeable", True)   # CuPy arrays have no such flag
+            and _getrefcount(base) <= 3)
 
 
 _REFCOUNTS = sys.implementation.name == "cpython"
+# below this many elements NumPy's in-place add costs more than a new array (its overlap
+# checks take ~2x the time of `a + b` on tiny arrays); above it, the saved allocation wins
+_IN_PLACE_MIN_SIZE = 4096
 _getrefcount = sys.getrefcount
 
 
@@ -106,8 +110,12 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
                         heappush(heap, (-target.seq, target))
                     continue
                 slots[nr] = g if slots[nr] is None else slots[nr] + g
-            if not retain_graph:
-                node.release()
+            if not retain_graph:  # Function.release, inlined: this runs for every node
+                n_out = node._n_out
+                node.__dict__.clear()   # the saved tensors and arrays go here
+                node._freed = True
+                if n_out != 1:
+                    node._n_out = n_out
         given_to_leaves = set()
         for node in leaves:
             _finish_leaf(node, buffers.pop(node)[0], capture, accumulate, create_graph,
@@ -187,8 +195,19 @@ def _finish_leaf(node, grad, capture, accumulate, create_graph, given_to_leaves)
             given_to_leaves.add(id(grad._data))
             grad = grad.detach() if grad.grad_fn is not None else grad
         t.grad = grad
+    elif create_graph:
+        # recorded, so the accumulated gradient stays differentiable
+        t.grad = t.grad + grad
     else:
-        # out of place: the old .grad may be referenced elsewhere; with create_graph this
-        # addition is itself recorded, so the gradient stays differentiable
-        t.grad = t.grad + grad if create_graph else _fn._Tensor._wrap(
-            t.grad._data + grad._data, t._be, None, 0)
+        old = t.grad
+        a = old._data
+        if (a.size >= _IN_PLACE_MIN_SIZE and _REFCOUNTS and _getrefcount(old) <= 3
+                and _getrefcount(a) <= 3 and old.grad_fn is None and a.base is None
+                and a.dtype == grad._data.dtype):
+            # Nothing but the leaf holds its .grad (here: t's link, our name, the argument):
+            # add in place, as PyTorch does, instead of allocating another gradient-sized
+            # array (gradient accumulation over micro-batches then needs no extra memory)
+            a += grad._data
+            old._version[0] += 1
+        else:  # someone kept a reference to the old .grad: leave it as it was
+            t.grad = _fn._Tensor._wrap(a + grad._data, t._be, None, 0)

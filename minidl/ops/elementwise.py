@@ -80,10 +80,16 @@ class Mul(Function):
                     sum_to_shape(grad * a, sb) if nb else None)
         # first order: the products on the arrays directly (an operand may be a number)
         g, be = grad._data, ctx._be
-        return (sum_to_shape(Tensor._wrap(g * getattr(b, "_data", b), be, None, 0), sa)
-                if na else None,
-                sum_to_shape(Tensor._wrap(g * getattr(a, "_data", a), be, None, 0), sb)
-                if nb else None)
+        ga = gb = None
+        if na:
+            ga = Tensor._wrap(g * getattr(b, "_data", b), be, None, 0)
+            if ga._data.shape != sa:
+                ga = sum_to_shape(ga, sa)
+        if nb:
+            gb = Tensor._wrap(g * getattr(a, "_data", a), be, None, 0)
+            if gb._data.shape != sb:
+                gb = sum_to_shape(gb, sb)
+        return ga, gb
 
 
 class Div(Function):

@@ -20,18 +20,19 @@ values_indices = collections.namedtuple("values_indices", ["values", "indices"])
 def _expand_back(grad: Tensor, in_shape, dims, keepdim: bool) -> Tensor:
     """Broadcast a reduction's gradient back to the input shape."""
     g = grad._data
+    n = _numel(in_shape)
     if not _state[0]:
         # first-order backward: the same reshape / broadcast view on the array, without the
         # graph bookkeeping of the reshape and expand ops (the tail of every loss.sum())
-        if not keepdim and g.size != _numel(in_shape):
+        if g.size == n:
+            return Tensor._wrap(g.reshape(in_shape), grad._be, None, 0)
+        if not keepdim:
             kept = list(in_shape)
             for d in dims:
                 kept[d] = 1
             g = g.reshape(kept)
-        out = g.reshape(in_shape) if g.size == _numel(in_shape) else \
-            grad._be.xp.broadcast_to(g, in_shape)
-        return Tensor._wrap(out, grad._be, None, 0)
-    if g.size == _numel(in_shape):
+        return Tensor._wrap(grad._be.xp.broadcast_to(g, in_shape), grad._be, None, 0)
+    if g.size == n:
         return reshape(grad, in_shape)  # only size-1 dims were reduced: a reshape does it
     if not keepdim and len(dims) == len(in_shape):
         return expand(grad, in_shape)  # a full reduction: broadcasting does it all

@@ -113,7 +113,9 @@ def bind() -> None:
         setattr(Tensor, name, property(fn))
     for name, dtype_name in _CASTS.items():
         setattr(Tensor, name, _cast_method(dtype_name))
-    Tensor.__hash__ = lambda self: id(self)  # __eq__ is elementwise, so hash by identity
+    # __eq__ is elementwise, so hash by identity: object's own hash (in C; optimizers look up
+    # their per-parameter state by tensor on every step)
+    Tensor.__hash__ = object.__hash__
 
 
 bind()

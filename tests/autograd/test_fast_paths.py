@@ -141,3 +141,25 @@ def test_view_of_an_array_held_elsewhere_is_copied():
     Leak.apply(x).sum().backward()
     assert not np.shares_memory(x.grad._data, held[0])
     gc.collect()
+
+
+# ---- accumulating into .grad: in place only when nobody else can see the old gradient ------
+
+@pytest.mark.parametrize("n", [3, 5000], ids=["small", "large"])
+def test_accumulation_never_changes_a_kept_gradient(n):
+    x = minidl.randn(n, requires_grad=True)
+    (x * 2).sum().backward()
+    kept = x.grad
+    before = kept.numpy().copy()
+    (x * 3).sum().backward()
+    np.testing.assert_array_equal(kept.numpy(), before)        # the user's reference is intact
+    np.testing.assert_allclose(x.grad.numpy(), np.full(n, 5.0))
+
+
+def test_large_unshared_gradient_accumulates_in_place():
+    x = minidl.randn(5000, requires_grad=True)
+    (x * 2).sum().backward()
+    buffer_id = id(x.grad._data)
+    (x * 3).sum().backward()
+    assert id(x.grad._data) == buffer_id                      # no second gradient-sized array
+    np.testing.assert_allclose(x.grad.numpy(), np.full(5000, 5.0))

@@ -29,9 +29,15 @@ __all__ = ["adam_step", "sgd_step", "rmsprop_step", "adagrad_step"]
 def _flat(*arrays):
     """Flat views of C-contiguous arrays, or None if any is not (reshape would copy and the
     kernel would silently update the copy)."""
-    if not all(a is None or a.flags.c_contiguous for a in arrays):
-        return None
-    return [None if a is None else a.reshape(-1) for a in arrays]
+    flat = []
+    for a in arrays:
+        if a is None:
+            flat.append(None)
+        elif a.flags.c_contiguous:
+            flat.append(a.reshape(-1))
+        else:
+            return None
+    return flat
 
 
 # ---------------------------------------------------------------------------------------
@@ -75,7 +81,16 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, lr
     check_lists(op, params=params, grads=grads, exp_avgs=exp_avgs, exp_avg_sqs=exp_avg_sqs,
                 max_exp_avg_sqs=max_exp_avg_sqs if amsgrad else None)
     step_size, bc2_sqrt = adam_scalars(step, lr, beta1, beta2)
+    values = (step_size, bc2_sqrt, 1 - beta1, beta2, 1 - beta2, eps,
+              0 if decoupled else weight_decay, 1 - lr * weight_decay if decoupled else 1,
+              -1 if maximize else 1)
+    scalars_of = {}   # the kernel's scalars in each parameter dtype, converted once per step
+    amsgrad = bool(amsgrad)
     for i, p in enumerate(params):
+        scalars = scalars_of.get(p.dtype)
+        if scalars is None:
+            t = p.dtype.type
+            scalars = scalars_of[p.dtype] = tuple(t(v) for v in values)
         vmax = max_exp_avg_sqs[i] if amsgrad else None
         flat = _flat(p, grads[i], exp_avgs[i], exp_avg_sqs[i], vmax)
         if flat is None:
@@ -85,11 +100,7 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, lr
                           maximize=maximize, lr=lr)
             continue
         fp, fg, fm, fv, fvmax = flat
-        t = p.dtype.type
-        _adam_kernel(fp, fg, fm, fv, fm if fvmax is None else fvmax, bool(amsgrad),
-                     t(step_size), t(bc2_sqrt), t(1 - beta1), t(beta2), t(1 - beta2), t(eps),
-                     t(0 if decoupled else weight_decay),
-                     t(1 - lr * weight_decay if decoupled else 1), t(-1 if maximize else 1))
+        _adam_kernel(fp, fg, fm, fv, fm if fvmax is None else fvmax, amsgrad, *scalars)
 
 
 # ---------------------------------------------------------------------------------------

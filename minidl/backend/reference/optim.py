@@ -41,7 +41,11 @@ __all__ = ["adam_step", "sgd_step", "rmsprop_step", "adagrad_step"]
 
 def check_lists(op, **lists):
     """Every list (None skipped) has the length of the first, and matches params in shape
-    and dtype position by position."""
+    and dtype position by position.
+
+    Runs on every optimizer step, so the common all-good case is one dtype and one shape
+    comparison per array; only a mismatch takes the detailed checks that word the error
+    message. (Different positions may hold different float dtypes.)"""
     names = [n for n, v in lists.items() if v is not None]
     params = lists[names[0]]
     for name in names:
@@ -51,13 +55,29 @@ def check_lists(op, **lists):
         if len(seq) != len(params):
             raise ValueError(f"{op}: {name} has {len(seq)} arrays but {names[0]} has "
                              f"{len(params)}; pass one per parameter")
+    checked = set()   # dtypes seen to be float32/float64
     for i, p in enumerate(params):
-        arrays = {f"{name}[{i}]": lists[name][i] for name in names}
-        require_float(op, **arrays)
-        for name, a in arrays.items():
-            if tuple(a.shape) != tuple(p.shape):
-                raise ValueError(f"{op}: {name} has shape {tuple(a.shape)} but "
-                                 f"{names[0]}[{i}] has {tuple(p.shape)}")
+        dtype = getattr(p, "dtype", None)
+        if dtype not in checked:
+            _explain_mismatch(op, names, lists, i)
+            checked.add(dtype)
+        shape = p.shape
+        for name in names:
+            a = lists[name][i]
+            if getattr(a, "dtype", None) != dtype or a.shape != shape:
+                _explain_mismatch(op, names, lists, i)
+
+
+def _explain_mismatch(op, names, lists, i):
+    """The detailed checks of position i: float dtypes shared by the position's arrays, and
+    the params' shape (called for each new dtype, and when the fast test finds a mismatch)."""
+    params = lists[names[0]]
+    arrays = {f"{name}[{i}]": lists[name][i] for name in names}
+    require_float(op, **arrays)
+    for name, a in arrays.items():
+        if tuple(a.shape) != tuple(params[i].shape):
+            raise ValueError(f"{op}: {name} has shape {tuple(a.shape)} but "
+                             f"{names[0]}[{i}] has {tuple(params[i].shape)}")
 
 
 def check_step(op, step):
