@@ -39,6 +39,12 @@ def _status_kib(field: str) -> int | None:
     return None
 
 
+def rss_mib() -> float | None:
+    """The resident set now (Linux), in MiB; None where /proc is missing."""
+    kib = _status_kib("VmRSS")
+    return None if kib is None else kib / 1024
+
+
 def _reset_peak() -> bool:
     try:
         _CLEAR_REFS.write_text("5")

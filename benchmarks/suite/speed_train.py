@@ -14,7 +14,7 @@ import numpy as np
 
 from . import memory, models
 from .numpy_mlp import NumpyMLP
-from .rows import Row, Section
+from .rows import Row, Section, Target
 from .speed import TARGETS, stored_time, time_all, time_row
 from .workloads import (cnn_workload, gpt_workload, initial_state, make_model, minidl_lib,
                         mlp_workload, torch_lib)
@@ -84,6 +84,8 @@ def run(ctx) -> Section:
                 section.add(row)
         except Exception as err:
             section.add(Row(name, "ms", status="error", note=f"{type(err).__name__}: {err}"))
+    for kind, make in (("MLP", lambda: mlp_workload(64)), ("CNN", lambda: cnn_workload(64))):
+        section.add(flat_memory_row(ctx, kind, make(), ours_lib))
     if ctx.full and ctx.torch is not None:
         section.add(gpt_separate_processes(ctx))
     section.notes.append(
@@ -150,6 +152,61 @@ def time_workload(ctx, name, workload, has_floor, ours_lib, ref_lib) -> list:
             floor_row.note = f"loss differs from the NumPy floor's: {a:.6f} vs {b:.6f}"
         rows.append(floor_row)
     return rows
+
+
+FLAT_STEPS = {"quick": 200, "default": 1000, "full": 1000}
+FLAT_FIRST = 50                 # the mark after warm-up: caches, optimizer state, pools exist
+FLAT_TARGET_KIB = 256           # live bytes may not grow more than this (a leak of one
+                                # 64-float buffer per step adds 250 KiB over 1,000 steps)
+
+
+def flat_memory_row(ctx, kind: str, workload, lib) -> Row:
+    """Memory must stay flat over many steps: live NumPy/Python bytes (tracemalloc), Python
+    objects and the resident set after step FLAT_FIRST and after the last step. A per-step leak
+    (a graph kept alive by a hook, a cache keyed by id(), an ever-growing list) shows as growth."""
+    steps = FLAT_STEPS[ctx.mode]
+    name = f"{kind} batch 64: memory over {steps:,} steps"
+    try:
+        runner = StepRunner(workload, lib, initial_state(workload, lib))
+        marks = memory_marks(runner.step, steps, ctx.progress.bar, desc=f"{kind} memory")
+    except Exception as err:
+        return Row(name, "KiB", status="error", note=f"{type(err).__name__}: {err}")
+    return flat_memory_verdict(name, marks, steps)
+
+
+def memory_marks(step, steps: int, bar=None, desc: str = "") -> dict:
+    """{step number: (live traced MiB, Python objects, RSS MiB)} after FLAT_FIRST and the last."""
+    import gc
+    import tracemalloc
+    marks = {}
+    tracemalloc.start()
+    try:
+        numbers = range(1, steps + 1)
+        for i in (bar(numbers, desc=desc) if bar else numbers):
+            step()
+            if i in (FLAT_FIRST, steps):
+                gc.collect()
+                marks[i] = (tracemalloc.get_traced_memory()[0] / 2 ** 20,
+                            len(gc.get_objects()), memory.rss_mib())
+    finally:
+        tracemalloc.stop()
+    return marks
+
+
+def flat_memory_verdict(name: str, marks: dict, steps: int) -> Row:
+    (b0, n0, r0), (b1, n1, r1) = marks[FLAT_FIRST], marks[steps]
+    row = Row(name, "KiB", minidl=(b1 - b0) * 1024,
+              target=Target("value", "<=", FLAT_TARGET_KIB),
+              note=f"growth of live NumPy/Python bytes from step {FLAT_FIRST} to step {steps} "
+                   f"({b0:.2f} -> {b1:.2f} MiB); Python objects {n0:,} -> {n1:,}; "
+                   f"resident set {_mib(r0)} -> {_mib(r1)} MiB")
+    row.extra["flat_memory"] = {"after_first": marks[FLAT_FIRST], "after_last": marks[steps],
+                                "steps": steps}
+    return row
+
+
+def _mib(x) -> str:
+    return "?" if x is None else f"{x:.0f}"
 
 
 def stored_payload(ctx) -> dict:
