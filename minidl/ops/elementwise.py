@@ -19,39 +19,54 @@ def _shape(x):
 
 
 # ---- arithmetic ----------------------------------------------------------------------------
+def _remember_shapes_if_broadcast(ctx, a, b) -> None:
+    """Keep the operand shapes for backward only when broadcasting happened: then a gradient
+    must be summed back to its input's shape. Same-shape operands (the common case) store
+    nothing, and backward passes the gradient straight through (`ctx.shapes` stays None)."""
+    try:  # direct .shape reads: half the cost of getattr with a default
+        sa = a.shape
+        sb = b.shape
+    except AttributeError:  # a Python number operand (x + 2.0)
+        sa, sb = getattr(a, "shape", ()), getattr(b, "shape", ())
+    if sa != sb:
+        ctx.shapes = (sa, sb)
+
+
 class Add(Function):
     array_op = operator.add  # the whole forward when nothing is recorded
+    shapes = None            # (shape of a, shape of b) when they differed
 
     @staticmethod
     def forward(ctx, a, b):
-        try:  # direct .shape reads: half the cost of getattr with a default
-            ctx.shapes = (a.shape, b.shape)
-        except AttributeError:  # a Python number operand (x + 2.0)
-            ctx.shapes = (getattr(a, "shape", ()), getattr(b, "shape", ()))
+        _remember_shapes_if_broadcast(ctx, a, b)
         return a + b
 
     @staticmethod
     def backward(ctx, grad):
-        sa, sb = ctx.shapes
         na, nb = ctx.needs_input_grad
+        shapes = ctx.shapes
+        if shapes is None:
+            return grad if na else None, grad if nb else None
+        sa, sb = shapes
         return (sum_to_shape(grad, sa) if na else None, sum_to_shape(grad, sb) if nb else None)
 
 
 class Sub(Function):
     array_op = operator.sub  # the whole forward when nothing is recorded
+    shapes = None            # (shape of a, shape of b) when they differed
 
     @staticmethod
     def forward(ctx, a, b):
-        try:  # direct .shape reads: half the cost of getattr with a default
-            ctx.shapes = (a.shape, b.shape)
-        except AttributeError:  # a Python number operand (x + 2.0)
-            ctx.shapes = (getattr(a, "shape", ()), getattr(b, "shape", ()))
+        _remember_shapes_if_broadcast(ctx, a, b)
         return a - b
 
     @staticmethod
     def backward(ctx, grad):
-        sa, sb = ctx.shapes
         na, nb = ctx.needs_input_grad
+        shapes = ctx.shapes
+        if shapes is None:
+            return grad if na else None, -grad if nb else None
+        sa, sb = shapes
         return (sum_to_shape(grad, sa) if na else None, sum_to_shape(-grad, sb) if nb else None)
 
 
