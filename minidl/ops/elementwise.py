@@ -72,6 +72,7 @@ class Sub(Function):
 
 class Mul(Function):
     array_op = operator.mul  # the whole forward when nothing is recorded
+    shapes = None            # (shape of a, shape of b) when they differed
 
     @staticmethod
     def forward(ctx, a, b):
@@ -79,31 +80,25 @@ class Mul(Function):
         # keep only what the gradient formulas will read: d(ab)/da = b, d(ab)/db = a
         if na or nb:
             ctx.save_for_backward(ctx.inputs[1] if na else None, ctx.inputs[0] if nb else None)
-        try:  # direct .shape reads: half the cost of getattr with a default
-            ctx.shapes = (a.shape, b.shape)
-        except AttributeError:  # a Python number operand (x + 2.0)
-            ctx.shapes = (getattr(a, "shape", ()), getattr(b, "shape", ()))
+        _remember_shapes_if_broadcast(ctx, a, b)
         return a * b
 
     @staticmethod
     def backward(ctx, grad):
         b, a = ctx.saved_tensors
-        sa, sb = ctx.shapes
+        shapes = ctx.shapes
         na, nb = ctx.needs_input_grad
         if _state[0]:   # create_graph=True: products recorded as ops, differentiable again
-            return (sum_to_shape(grad * b, sa) if na else None,
-                    sum_to_shape(grad * a, sb) if nb else None)
-        # first order: the products on the arrays directly (an operand may be a number)
-        g, be = grad._data, ctx._be
-        ga = gb = None
-        if na:
-            ga = Tensor._wrap(g * getattr(b, "_data", b), be, None, 0)
-            if ga._data.shape != sa:
-                ga = sum_to_shape(ga, sa)
-        if nb:
-            gb = Tensor._wrap(g * getattr(a, "_data", a), be, None, 0)
-            if gb._data.shape != sb:
-                gb = sum_to_shape(gb, sb)
+            ga = grad * b if na else None
+            gb = grad * a if nb else None
+        else:  # first order: the products on the arrays directly (an operand may be a number)
+            g, be = grad._data, ctx._be
+            ga = Tensor._wrap(g * getattr(b, "_data", b), be, None, 0) if na else None
+            gb = Tensor._wrap(g * getattr(a, "_data", a), be, None, 0) if nb else None
+        if shapes is not None:  # an operand was broadcast: sum its gradient back to its shape
+            sa, sb = shapes
+            ga = sum_to_shape(ga, sa) if na else None
+            gb = sum_to_shape(gb, sb) if nb else None
         return ga, gb
 
 
