@@ -148,42 +148,70 @@ def make_gpt_class(lib):
             return sum(p.numel() for p in self.parameters())
 
         def generate(self, idx, max_new_tokens: int, temperature: float = 1.0, top_k=None,
-                     rng=None):
-            """Extend idx (B, T) by sampling one token at a time; rng: numpy Generator.
+                     generator=None, rng=None):
+            """Extend idx (B, T) by sampling one token at a time.
 
             temperature divides the logits (below 1: sharper, above 1: flatter); top_k keeps
             only the k most likely tokens (the rest get probability 0) before sampling. The
-            sampling itself runs in NumPy on the last position's logits, so the same code
-            serves both libraries."""
-            import numpy as np
+            sampling is lib.topk + lib.softmax + lib.multinomial (see `sample_next`), so it
+            runs on the model's device in either library. generator: a `lib.Generator` for
+            reproducible samples (default: the library's global one, seeded by
+            lib.manual_seed). rng: a NumPy Generator, accepted for older callers; it seeds a
+            fresh lib.Generator."""
             if temperature <= 0:
                 raise ValueError(f"generate: temperature must be > 0, got {temperature}")
-            rng = rng if rng is not None else np.random.default_rng()
+            if generator is None and rng is not None:
+                generator = _generator_from_numpy(lib, rng)
             was_training = self.training
             self.eval()
             with lib.no_grad():
                 for _ in range(max_new_tokens):
                     logits, _ = self(idx[:, -self.config.block_size:])
-                    last = logits[:, -1, :].detach().cpu().numpy().astype(np.float64)
-                    nxt = sample_next(last, temperature, top_k, rng)
-                    idx = lib.cat([idx, lib.tensor(nxt[:, None], device=idx.device)], dim=1)
+                    nxt = sample_next(logits[:, -1, :], temperature, top_k, generator)
+                    idx = lib.cat([idx, nxt], dim=1)
             self.train(was_training)
             return idx
 
     return GPT
 
 
-def sample_next(logits, temperature: float, top_k, rng):
-    """One token id per row of logits (B, V) (NumPy float64) from softmax(logits / t),
-    restricted to the top_k largest logits when top_k is given."""
-    import numpy as np
+def sample_next(logits, temperature: float, top_k=None, generator=None):
+    """One token id per row of logits (B, V), drawn from softmax(logits / temperature)
+    restricted to the top_k largest logits when top_k is given.
+
+    A minidl or torch tensor in gives a (B, 1) int64 tensor of the same library out, computed
+    with its topk, softmax and multinomial (generator: that library's Generator). A NumPy
+    array in gives a (B,) NumPy int64 array out, computed with minidl; a NumPy Generator is
+    accepted there and seeds a fresh minidl.Generator."""
+    if not hasattr(logits, "detach"):  # a NumPy array
+        out = sample_next(minidl.tensor(logits), temperature, top_k, generator)
+        return out.numpy().reshape(-1)
+    lib = _lib_of(logits)
+    if hasattr(generator, "bit_generator"):  # a NumPy Generator
+        generator = _generator_from_numpy(lib, generator)
     logits = logits / temperature
     if top_k is not None and top_k < logits.shape[-1]:
-        kth = np.partition(logits, -top_k, axis=-1)[:, -top_k][:, None]
-        logits = np.where(logits < kth, -np.inf, logits)
-    probs = np.exp(logits - logits.max(-1, keepdims=True))
-    probs /= probs.sum(-1, keepdims=True)
-    return np.array([rng.choice(len(p), p=p) for p in probs], dtype=np.int64)
+        # keep exactly top_k candidates (ties at the cut are broken arbitrarily), sample one
+        # of them, and map its position back to a token id
+        values, candidates = lib.topk(logits, top_k, dim=-1)
+        choice = lib.multinomial(lib.softmax(values, dim=-1), 1, generator=generator)
+        return candidates.gather(-1, choice)
+    return lib.multinomial(lib.softmax(logits, dim=-1), 1, generator=generator)
+
+
+def _lib_of(t):
+    """minidl or torch: the library a tensor belongs to."""
+    if isinstance(t, minidl.Tensor):
+        return minidl
+    import torch
+    return torch
+
+
+def _generator_from_numpy(lib, rng):
+    """A lib.Generator seeded from a NumPy Generator (for callers that pass rng=)."""
+    generator = lib.Generator()
+    generator.manual_seed(int(rng.integers(2 ** 62)))
+    return generator
 
 
 def torch_gpt_class():

@@ -153,7 +153,8 @@ def main(argv=None):
     model, ds = result["model"], result["dataset"]
     prompt = minidl.tensor(ds.encode("\n").reshape(1, 1))
     out = model.generate(prompt, args.sample_chars, temperature=args.temperature,
-                         top_k=args.top_k, rng=np.random.default_rng(args.seed))
+                         top_k=args.top_k,
+                         generator=minidl.Generator().manual_seed(args.seed))
     print(f"\n--- sample (temperature {args.temperature}, top-k {args.top_k}) ---")
     print(ds.decode(out[0]))
     print("---")

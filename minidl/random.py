@@ -70,4 +70,11 @@ def set_rng_state(state) -> None:
 
 def rng_of(generator) -> np.random.Generator:
     """The NumPy generator to draw from: the given minidl Generator's, or the default one."""
-    return (generator or _default).numpy_rng
+    if generator is None:
+        return _default.numpy_rng
+    try:
+        return generator.numpy_rng
+    except AttributeError:
+        raise TypeError(f"generator= expects a minidl.Generator (e.g. minidl.Generator()"
+                        f".manual_seed(seed)), got {type(generator).__module__}."
+                        f"{type(generator).__qualname__}") from None

@@ -21,6 +21,8 @@ from .shape import (reshape, view, flatten, unflatten, squeeze, unsqueeze, permu
 from .linalg import matmul, mm, bmm, mv, dot, outer, einsum
 from .indexing import (getitem, setitem, gather, scatter_add, scatter, index_select, index_add,
                        masked_fill, masked_select, one_hot, nonzero, argwhere, take_along_dim)
+from .sorting import sort, argsort, msort, topk, kthvalue, median
+from .sampling import multinomial
 from .softmax import softmax, log_softmax
 from .normalization import layer_norm, rms_norm, group_norm
 from .conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d

@@ -8,6 +8,8 @@ from __future__ import annotations
 from ..tensor import Tensor
 from . import elementwise as E, reduce as R, shape as S, linalg as L, indexing as I, inplace as P
 from . import activation as A
+from . import sorting as O
+from .sampling import multinomial as _multinomial
 from .softmax import softmax as _softmax, log_softmax as _log_softmax
 
 
@@ -81,6 +83,9 @@ _METHODS = {
     "gather": I.gather, "scatter_add": I.scatter_add, "scatter": I.scatter,
     "index_select": I.index_select, "index_add": I.index_add, "masked_fill": I.masked_fill,
     "masked_select": I.masked_select, "nonzero": I.nonzero, "take_along_dim": I.take_along_dim,
+    # ordering and sampling
+    "sort": O.sort, "argsort": O.argsort, "msort": O.msort, "topk": O.topk,
+    "kthvalue": O.kthvalue, "median": O.median, "multinomial": _multinomial,
     # in place
     "add_": P.add_, "sub_": P.sub_, "mul_": P.mul_, "div_": P.div_, "pow_": P.pow_,
     "zero_": P.zero_, "fill_": P.fill_, "copy_": P.copy_, "clamp_": P.clamp_,
