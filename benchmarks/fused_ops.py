@@ -155,12 +155,12 @@ def _cross_entropy():
     impls = {}
     for label, mod in (("fast", fast), ("reference", reference)):
         def fwd(mod=mod):
-            loss, lse = mod.cross_entropy_forward(logits, target, None, -100, 0.0)
-            return loss.mean(), lse
+            loss, row_stats = mod.cross_entropy_forward(logits, target, None, -100, 0.0)
+            return loss.mean(), row_stats     # row_stats (N, 2): row max, log sum exp(z - max)
 
         def fwd_bwd(mod=mod, fwd=fwd):
-            _, lse = fwd()
-            mod.cross_entropy_backward(logits, target, lse, dloss, None, -100, 0.0)
+            _, row_stats = fwd()
+            mod.cross_entropy_backward(logits, target, row_stats, dloss, None, -100, 0.0)
         impls[label] = (fwd, fwd_bwd)
     if torch is not None:
         tl, tt = torch.from_numpy(logits).requires_grad_(), torch.from_numpy(target)

@@ -7,8 +7,10 @@
  *   dloss_i / dz_j = (1 - e) * w_y * (p_j - [j == y])  +  (e / C) * (W * p_j - w_j),  W = sum_c w_c
  *
  * A row whose target equals ignore_index gets loss 0 and a zero gradient (its target is never
- * used as an index: it may lie outside 0..C-1). lse is written for every row; the backward
- * gets p_j = exp(z_j - lse) from it without a second reduction over the row.
+ * used as an index: it may lie outside 0..C-1). With m the row max and
+ * log_d = log sum_c exp(z_c - m) (so lse = m + log_d), every forward writes the pair
+ * row_stats[row] = (m, log_d) for every row (row_stats is (N, 2), row-major); the backward gets
+ * p_j = exp((z_j - m) - log_d) from it without a second reduction over the row.
  *
  * Traps, for logits of large magnitude (~1e4) in float32:
  *   - lse itself is only known to ~1e-3 there, which would swamp a loss of order 1. The loss
@@ -18,6 +20,12 @@
  *     both terms are ~1e4*W and their difference loses every digit. Every version keeps it as
  *     a sum of non-negative terms: sum_c w_c (lse - z_c) = W * log_d + S, S = sum_c w_c (m - z_c).
  *     The one-pass versions update S when a larger max m' appears: S += W_seen * (m' - m).
+ *   - the gradient of the target class, p_y - 1, is a small difference when p_y is close to 1
+ *     (a well-trained classifier). Formed as exp(z_y - lse) from a float32 lse, the rounding of
+ *     lse (an ulp of ~1e-6 at |lse| ~ 10) becomes a relative error of ~1e-3 in p_y - 1 when
+ *     1 - p_y ~ 1e-3, enough to make float32 training drift from PyTorch. So the forward never
+ *     rounds lse as one number: it stores m and log_d apart, and the backward forms
+ *     (z_j - m) - log_d, two small and accurate terms (as PyTorch's log_softmax does).
  *
  * Ladder (each entry: [op version] kernel: the one idea it adds; limits):
  *   [cross_entropy_forward v1] ce_fwd_v1: one thread per row, three passes (max, sum of exp,
@@ -31,9 +39,10 @@
  *       (C ~ 100) a whole block per row leaves most threads idle. blockDim.x a multiple of 32.
  *   [cross_entropy_backward v1] ce_bwd_v1: one thread per row, one pass. Any shape.
  *   [cross_entropy_backward v2] ce_bwd_v2: one block per row, threads stride over the
- *       columns (coalesced reads and writes); no reduction is needed since lse is known.
+ *       columns (coalesced reads and writes); no reduction is needed since (m, log_d) is known.
  *       blockDim.x a multiple of 32; rows < 2^31.
- * Pointers: target is int64 (N,); weight is (C,) or a 1-element placeholder when has_weight
+ * Pointers: target is int64 (N,); row_stats is (N, 2) row-major, (m, log_d) per row (written by
+ * the forward, read by the backward); weight is (C,) or a 1-element placeholder when has_weight
  * is 0; weight_sum (backward) is a 1-element array holding W (C when has_weight is 0).
  */
 
@@ -128,7 +137,7 @@ __device__ __forceinline__ CEState<T> ce_read_row(const T* zr, const T* weight, 
 
 template <typename T>
 __device__ void ce_fwd_v1(const T* __restrict__ logits, const long long* __restrict__ target,
-                          const T* __restrict__ weight, T* __restrict__ loss, T* __restrict__ lse_out,
+                          const T* __restrict__ weight, T* __restrict__ loss, T* __restrict__ row_stats,
                           long long rows, int cols, int has_weight, long long ignore_index, T smoothing) {
     const long long row = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (row >= rows) return;  // no barrier in this kernel
@@ -138,7 +147,8 @@ __device__ void ce_fwd_v1(const T* __restrict__ logits, const long long* __restr
     T d = 0;
     for (int c = 0; c < cols; ++c) d += dev_exp(zr[c] - m);
     const T log_d = dev_log(d);
-    lse_out[row] = m + log_d;
+    row_stats[2 * row] = m;
+    row_stats[2 * row + 1] = log_d;
     const long long y = target[row];
     if (y == ignore_index) {
         loss[row] = T(0);
@@ -157,7 +167,7 @@ __device__ void ce_fwd_v1(const T* __restrict__ logits, const long long* __restr
 
 template <typename T>
 __device__ void ce_fwd_v2(const T* __restrict__ logits, const long long* __restrict__ target,
-                          const T* __restrict__ weight, T* __restrict__ loss, T* __restrict__ lse_out,
+                          const T* __restrict__ weight, T* __restrict__ loss, T* __restrict__ row_stats,
                           int cols, int has_weight, long long ignore_index, T smoothing) {
     __shared__ T part_m[32], part_d[32], part_s[32], part_w[32];
     const long long row = blockIdx.x;
@@ -182,7 +192,8 @@ __device__ void ce_fwd_v2(const T* __restrict__ logits, const long long* __restr
         st = ce_warp_merge(st);
         if (lane == 0) {
             const T log_d = dev_log(st.d);
-            lse_out[row] = st.m + log_d;
+            row_stats[2 * row] = st.m;
+            row_stats[2 * row + 1] = log_d;
             const long long y = target[row];
             loss[row] = y == ignore_index ? T(0)
                 : ce_row_loss(st.m, log_d, zr[y], class_weight(weight, has_weight, y), st.s, st.w, smoothing, cols);
@@ -192,7 +203,7 @@ __device__ void ce_fwd_v2(const T* __restrict__ logits, const long long* __restr
 
 template <typename T>
 __device__ void ce_fwd_v3(const T* __restrict__ logits, const long long* __restrict__ target,
-                          const T* __restrict__ weight, T* __restrict__ loss, T* __restrict__ lse_out,
+                          const T* __restrict__ weight, T* __restrict__ loss, T* __restrict__ row_stats,
                           long long rows, int cols, int has_weight, long long ignore_index, T smoothing) {
     const int lane = threadIdx.x & 31;
     const long long row = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
@@ -201,7 +212,8 @@ __device__ void ce_fwd_v3(const T* __restrict__ logits, const long long* __restr
     const CEState<T> st = ce_warp_merge(ce_read_row(zr, weight, has_weight, cols, lane, 32));
     if (lane == 0) {
         const T log_d = dev_log(st.d);
-        lse_out[row] = st.m + log_d;
+        row_stats[2 * row] = st.m;
+        row_stats[2 * row + 1] = log_d;
         const long long y = target[row];
         loss[row] = y == ignore_index ? T(0)
             : ce_row_loss(st.m, log_d, zr[y], class_weight(weight, has_weight, y), st.s, st.w, smoothing, cols);
@@ -210,11 +222,12 @@ __device__ void ce_fwd_v3(const T* __restrict__ logits, const long long* __restr
 
 // ---------------- backward ----------------
 
-// dz_j for one element of a kept row: p_j * (a + (e/C) W) - a [j == y] - (e/C) w_j, a = (1-e) w_y.
+// dz_j for one element of a kept row: p_j * (a + (e/C) W) - a [j == y] - (e/C) w_j, a = (1-e) w_y,
+// with p_j = exp((z_j - m) - log_d): never exp(z_j - lse) with lse rounded (see the header).
 template <typename T>
-__device__ __forceinline__ T ce_grad(T z, T lse, long long j, long long y, T a, T smooth_per_class,
+__device__ __forceinline__ T ce_grad(T z, T m, T log_d, long long j, long long y, T a, T smooth_per_class,
                                      T weight_total, T w_j) {
-    const T p = dev_exp(z - lse);
+    const T p = dev_exp((z - m) - log_d);
     T g = p * (a + smooth_per_class * weight_total) - smooth_per_class * w_j;
     if (j == y) g -= a;
     return g;
@@ -222,7 +235,7 @@ __device__ __forceinline__ T ce_grad(T z, T lse, long long j, long long y, T a, 
 
 template <typename T>
 __device__ void ce_bwd_v1(const T* __restrict__ logits, const long long* __restrict__ target,
-                          const T* __restrict__ lse, const T* __restrict__ dloss, const T* __restrict__ weight,
+                          const T* __restrict__ row_stats, const T* __restrict__ dloss, const T* __restrict__ weight,
                           const T* __restrict__ weight_sum, T* __restrict__ dlogits, long long rows, int cols,
                           int has_weight, long long ignore_index, T smoothing) {
     const long long row = (long long)blockIdx.x * blockDim.x + threadIdx.x;
@@ -234,15 +247,16 @@ __device__ void ce_bwd_v1(const T* __restrict__ logits, const long long* __restr
         for (int c = 0; c < cols; ++c) gr[c] = T(0);
         return;
     }
-    const T scale = dloss[row], l = lse[row], smooth = smoothing / T(cols);
+    const T scale = dloss[row], smooth = smoothing / T(cols);
+    const T m = row_stats[2 * row], log_d = row_stats[2 * row + 1];
     const T a = (T(1) - smoothing) * class_weight(weight, has_weight, y);
     for (int c = 0; c < cols; ++c)
-        gr[c] = scale * ce_grad(zr[c], l, c, y, a, smooth, weight_sum[0], class_weight(weight, has_weight, c));
+        gr[c] = scale * ce_grad(zr[c], m, log_d, c, y, a, smooth, weight_sum[0], class_weight(weight, has_weight, c));
 }
 
 template <typename T>
 __device__ void ce_bwd_v2(const T* __restrict__ logits, const long long* __restrict__ target,
-                          const T* __restrict__ lse, const T* __restrict__ dloss, const T* __restrict__ weight,
+                          const T* __restrict__ row_stats, const T* __restrict__ dloss, const T* __restrict__ weight,
                           const T* __restrict__ weight_sum, T* __restrict__ dlogits, int cols,
                           int has_weight, long long ignore_index, T smoothing) {
     const long long row = blockIdx.x;
@@ -253,70 +267,71 @@ __device__ void ce_bwd_v2(const T* __restrict__ logits, const long long* __restr
         for (int c = threadIdx.x; c < cols; c += blockDim.x) gr[c] = T(0);
         return;
     }
-    const T scale = dloss[row], l = lse[row], smooth = smoothing / T(cols), w_total = weight_sum[0];
+    const T scale = dloss[row], smooth = smoothing / T(cols), w_total = weight_sum[0];
+    const T m = row_stats[2 * row], log_d = row_stats[2 * row + 1];
     const T a = (T(1) - smoothing) * class_weight(weight, has_weight, y);
     for (int c = threadIdx.x; c < cols; c += blockDim.x)
-        gr[c] = scale * ce_grad(zr[c], l, c, y, a, smooth, w_total, class_weight(weight, has_weight, c));
+        gr[c] = scale * ce_grad(zr[c], m, log_d, c, y, a, smooth, w_total, class_weight(weight, has_weight, c));
 }
 
 // ---------------- entry points: one per version and dtype ----------------
 
 extern "C" __global__ void ce_fwd_v1_f32(const float* logits, const long long* target, const float* weight,
-                                         float* loss, float* lse, long long rows, int cols, int has_weight,
+                                         float* loss, float* row_stats, long long rows, int cols, int has_weight,
                                          long long ignore_index, float smoothing) {
-    ce_fwd_v1<float>(logits, target, weight, loss, lse, rows, cols, has_weight, ignore_index, smoothing);
+    ce_fwd_v1<float>(logits, target, weight, loss, row_stats, rows, cols, has_weight, ignore_index, smoothing);
 }
 extern "C" __global__ void ce_fwd_v1_f64(const double* logits, const long long* target, const double* weight,
-                                         double* loss, double* lse, long long rows, int cols, int has_weight,
+                                         double* loss, double* row_stats, long long rows, int cols, int has_weight,
                                          long long ignore_index, double smoothing) {
-    ce_fwd_v1<double>(logits, target, weight, loss, lse, rows, cols, has_weight, ignore_index, smoothing);
+    ce_fwd_v1<double>(logits, target, weight, loss, row_stats, rows, cols, has_weight, ignore_index, smoothing);
 }
 
 extern "C" __global__ void ce_fwd_v2_f32(const float* logits, const long long* target, const float* weight,
-                                         float* loss, float* lse, int cols, int has_weight,
+                                         float* loss, float* row_stats, int cols, int has_weight,
                                          long long ignore_index, float smoothing) {
-    ce_fwd_v2<float>(logits, target, weight, loss, lse, cols, has_weight, ignore_index, smoothing);
+    ce_fwd_v2<float>(logits, target, weight, loss, row_stats, cols, has_weight, ignore_index, smoothing);
 }
 extern "C" __global__ void ce_fwd_v2_f64(const double* logits, const long long* target, const double* weight,
-                                         double* loss, double* lse, int cols, int has_weight,
+                                         double* loss, double* row_stats, int cols, int has_weight,
                                          long long ignore_index, double smoothing) {
-    ce_fwd_v2<double>(logits, target, weight, loss, lse, cols, has_weight, ignore_index, smoothing);
+    ce_fwd_v2<double>(logits, target, weight, loss, row_stats, cols, has_weight, ignore_index, smoothing);
 }
 extern "C" __global__ void ce_fwd_v3_f32(const float* logits, const long long* target, const float* weight,
-                                         float* loss, float* lse, long long rows, int cols, int has_weight,
+                                         float* loss, float* row_stats, long long rows, int cols, int has_weight,
                                          long long ignore_index, float smoothing) {
-    ce_fwd_v3<float>(logits, target, weight, loss, lse, rows, cols, has_weight, ignore_index, smoothing);
+    ce_fwd_v3<float>(logits, target, weight, loss, row_stats, rows, cols, has_weight, ignore_index, smoothing);
 }
 extern "C" __global__ void ce_fwd_v3_f64(const double* logits, const long long* target, const double* weight,
-                                         double* loss, double* lse, long long rows, int cols, int has_weight,
+                                         double* loss, double* row_stats, long long rows, int cols, int has_weight,
                                          long long ignore_index, double smoothing) {
-    ce_fwd_v3<double>(logits, target, weight, loss, lse, rows, cols, has_weight, ignore_index, smoothing);
+    ce_fwd_v3<double>(logits, target, weight, loss, row_stats, rows, cols, has_weight, ignore_index, smoothing);
 }
-extern "C" __global__ void ce_bwd_v1_f32(const float* logits, const long long* target, const float* lse,
+extern "C" __global__ void ce_bwd_v1_f32(const float* logits, const long long* target, const float* row_stats,
                                          const float* dloss, const float* weight, const float* weight_sum,
                                          float* dlogits, long long rows, int cols, int has_weight,
                                          long long ignore_index, float smoothing) {
-    ce_bwd_v1<float>(logits, target, lse, dloss, weight, weight_sum, dlogits, rows, cols, has_weight,
+    ce_bwd_v1<float>(logits, target, row_stats, dloss, weight, weight_sum, dlogits, rows, cols, has_weight,
                      ignore_index, smoothing);
 }
-extern "C" __global__ void ce_bwd_v1_f64(const double* logits, const long long* target, const double* lse,
+extern "C" __global__ void ce_bwd_v1_f64(const double* logits, const long long* target, const double* row_stats,
                                          const double* dloss, const double* weight, const double* weight_sum,
                                          double* dlogits, long long rows, int cols, int has_weight,
                                          long long ignore_index, double smoothing) {
-    ce_bwd_v1<double>(logits, target, lse, dloss, weight, weight_sum, dlogits, rows, cols, has_weight,
+    ce_bwd_v1<double>(logits, target, row_stats, dloss, weight, weight_sum, dlogits, rows, cols, has_weight,
                       ignore_index, smoothing);
 }
-extern "C" __global__ void ce_bwd_v2_f32(const float* logits, const long long* target, const float* lse,
+extern "C" __global__ void ce_bwd_v2_f32(const float* logits, const long long* target, const float* row_stats,
                                          const float* dloss, const float* weight, const float* weight_sum,
                                          float* dlogits, int cols, int has_weight, long long ignore_index,
                                          float smoothing) {
-    ce_bwd_v2<float>(logits, target, lse, dloss, weight, weight_sum, dlogits, cols, has_weight, ignore_index,
+    ce_bwd_v2<float>(logits, target, row_stats, dloss, weight, weight_sum, dlogits, cols, has_weight, ignore_index,
                      smoothing);
 }
-extern "C" __global__ void ce_bwd_v2_f64(const double* logits, const long long* target, const double* lse,
+extern "C" __global__ void ce_bwd_v2_f64(const double* logits, const long long* target, const double* row_stats,
                                          const double* dloss, const double* weight, const double* weight_sum,
                                          double* dlogits, int cols, int has_weight, long long ignore_index,
                                          double smoothing) {
-    ce_bwd_v2<double>(logits, target, lse, dloss, weight, weight_sum, dlogits, cols, has_weight, ignore_index,
+    ce_bwd_v2<double>(logits, target, row_stats, dloss, weight, weight_sum, dlogits, cols, has_weight, ignore_index,
                       smoothing);
 }

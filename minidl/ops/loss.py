@@ -137,10 +137,13 @@ class CrossEntropy(Function):
     @staticmethod
     def forward(ctx, logits, target, weight, ignore_index, label_smoothing):
         logits = ctx._be.xp.ascontiguousarray(logits)
-        loss, lse = ctx._be.fused.cross_entropy_forward(logits, target, weight, ignore_index,
-                                                        label_smoothing)
+        # row_stats (M, 2): per row the max m and log_d = log sum exp(z - m), kept as two numbers
+        # so the backward forms p = exp((z - m) - log_d); exp(z - lse) with lse = m + log_d
+        # rounded to float32 loses ~3 digits of p_y - 1 when p_y is close to 1
+        loss, row_stats = ctx._be.fused.cross_entropy_forward(logits, target, weight,
+                                                              ignore_index, label_smoothing)
         ctx.save_for_backward(ctx.inputs[0])
-        ctx.lse, ctx.conf = lse, (target, weight, ignore_index, label_smoothing)
+        ctx.row_stats, ctx.conf = row_stats, (target, weight, ignore_index, label_smoothing)
         return loss
 
     @staticmethod
@@ -151,7 +154,7 @@ class CrossEntropy(Function):
             return (_cross_entropy_grad_composite(logits, grad, *ctx.conf),) + (None,) * 4
         xp = ctx._be.xp
         dlogits = ctx._be.fused.cross_entropy_backward(
-            xp.ascontiguousarray(logits._data), target, ctx.lse,
+            xp.ascontiguousarray(logits._data), target, ctx.row_stats,
             xp.ascontiguousarray(grad._data), weight, ignore_index, smoothing)
         return (Tensor._wrap(dlogits, ctx._be, None, 0),) + (None,) * 4
 

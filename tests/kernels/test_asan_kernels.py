@@ -26,9 +26,15 @@ f32 = lambda *s: rng.standard_normal(s).astype(np.float32)
 def close(a, b, what):
     assert np.allclose(a, b, rtol=1e-4, atol=1e-5), what
 
-z, t = f32(37, 45), rng.integers(0, 45, 37)
-for v in (1, 2, 3):
-    close(ops.cross_entropy_forward(z, t, None, -100, 0.1, version=v)[0], R.cross_entropy_forward(z, t, None, -100, 0.1)[0], "ce")
+z, t, dl = f32(37, 45), rng.integers(0, 45, 37), f32(37)
+loss_ref, stats_ref = R.cross_entropy_forward(z, t, None, -100, 0.1)
+dz_ref = R.cross_entropy_backward(z, t, stats_ref, dl, None, -100, 0.1)
+for v in (1, 2, 3):   # row_stats is (N, 2): the last row's second value is the edge to check
+    loss, stats = ops.cross_entropy_forward(z, t, None, -100, 0.1, version=v)
+    close(loss, loss_ref, "ce")
+    close(stats, stats_ref, "ce row_stats")
+for v in (1, 2):
+    close(ops.cross_entropy_backward(z, t, stats_ref, dl, None, -100, 0.1, version=v), dz_ref, "ce backward")
 x = f32(1031)[1:]   # misaligned view: v3 is skipped by the default choice, the others run
 for v in (1, 2):
     close(ops.gelu_forward(x, "tanh", version=v), R.gelu_forward(x, "tanh"), "gelu")

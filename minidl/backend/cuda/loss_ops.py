@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minidl.backend.reference.cross_entropy import check_cross_entropy_args
+from minidl.backend.reference.cross_entropy import check_cross_entropy_args, require_row_stats
 from minidl.backend.reference._checks import require_float, require_shape
 
 from .kernel_version import Problem
@@ -33,35 +33,37 @@ class CrossEntropyOps:
 
     def cross_entropy_forward(self, logits, target, weight, ignore_index, label_smoothing, *,
                               version=None, block=None):
-        """(loss (N,), lse (N,)): per-row loss, already weighted; 0 on ignored rows."""
+        """(loss (N,), row_stats (N, 2)): per-row loss, already weighted, 0 on ignored rows; and
+        per row (m, log_d), the row max and log sum exp(z - m), kept apart rather than summed
+        into one rounded lse (see kernels/crossentropy.cu for why)."""
         op = "cross_entropy_forward"
         check_cross_entropy_args(op, logits, target, weight, ignore_index, label_smoothing)
         xp = self.xp
         logits = xp.ascontiguousarray(logits)
         rows, cols = logits.shape
         loss = xp.empty(rows, dtype=logits.dtype)
-        lse = xp.empty(rows, dtype=logits.dtype)
+        row_stats = xp.empty((rows, 2), dtype=logits.dtype)
         if rows == 0:
-            return loss, lse
+            return loss, row_stats
         target = xp.ascontiguousarray(target, dtype=np.int64)
         weight, has_weight = self._ce_weight(logits, weight)
         scalar = logits.dtype.type
         entry = self._ce_version(op, version, cols)
-        head = (logits, target, weight, loss, lse)
+        head = (logits, target, weight, loss, row_stats)
         tail = (np.int32(cols), np.int32(has_weight), np.int64(ignore_index), scalar(label_smoothing))
         args = head + ((np.int64(rows),) if entry.version in (1, 3) else ()) + tail
         self.launcher.run(entry, Problem(itemsize=logits.itemsize, rows=rows, cols=cols), logits.dtype,
                           args, block=block)
-        return loss, lse
+        return loss, row_stats
 
-    def cross_entropy_backward(self, logits, target, lse, dloss, weight, ignore_index, label_smoothing, *,
+    def cross_entropy_backward(self, logits, target, row_stats, dloss, weight, ignore_index, label_smoothing, *,
                                version=None, block=None):
         """dlogits (N, C) = dloss[:, None] * d loss_i / d logits (zero rows where ignored)."""
         op = "cross_entropy_backward"
         check_cross_entropy_args(op, logits, target, weight, ignore_index, label_smoothing)
-        require_float(op, logits=logits, lse=lse, dloss=dloss)
+        require_float(op, logits=logits, row_stats=row_stats, dloss=dloss)
         rows, cols = logits.shape
-        require_shape(op, "lse", lse, (rows,), "one value per row of logits")
+        require_row_stats(op, row_stats, rows)
         require_shape(op, "dloss", dloss, (rows,), "one value per row of logits")
         xp = self.xp
         logits = xp.ascontiguousarray(logits)
@@ -73,8 +75,8 @@ class CrossEntropyOps:
         # W = sum_c w_c stays on the device (a 1-element array): no host round trip on a GPU.
         weight_sum = weight.sum(keepdims=True) if has_weight else xp.full(1, cols, dtype=logits.dtype)
         entry = self._ce_version(op, version, cols)
-        head = (logits, target, xp.ascontiguousarray(lse), xp.ascontiguousarray(dloss), weight, weight_sum,
-                dlogits)
+        head = (logits, target, xp.ascontiguousarray(row_stats), xp.ascontiguousarray(dloss), weight,
+                weight_sum, dlogits)
         tail = (np.int32(cols), np.int32(has_weight), np.int64(ignore_index),
                 logits.dtype.type(label_smoothing))
         args = head + ((np.int64(rows),) if entry.version == 1 else ()) + tail
