@@ -110,6 +110,12 @@ def run(ctx) -> Section:
                     floor = max(max_rel_diff(ref, ref_curves["float64"]))
                     row.extra["torch_float32_vs_float64"] = floor
                     row.note += f"; PyTorch's own float32-vs-float64 gap: {floor:.1e}"
+                if dtype == "float32" and name == "CNN" and ref_lib is not None:
+                    spread = conv_backend_spread(ctx, workload, ref_lib, state, steps, ref)
+                    if spread is not None:
+                        row.extra["torch_native_conv_vs_onednn"] = spread
+                        row.note += (f"; PyTorch's own native conv path vs its oneDNN path: "
+                                     f"{spread:.1e}")
             if workload.data_missing:
                 row.note += f" (real data missing: {workload.data_missing.split('. ')[0]})"
             section.add(row)
@@ -120,6 +126,24 @@ def run(ctx) -> Section:
     if ctx.quick:
         section.notes.append("--quick runs 30 steps (GPT 20) instead of 100.")
     return section
+
+
+def conv_backend_spread(ctx, workload, ref_lib, state, steps, ref):
+    """The same float32 CNN run in PyTorch with oneDNN switched off (its native im2col + GEMM
+    convolution, the algorithm minidl uses), against PyTorch's default run.
+
+    Why (the mechanism we measured): after ReLU, MNIST's blank background gives many exactly
+    tied values in a max-pool window (30 % of the first pool's windows). Which tied input receives the gradient depends on the last bit of each conv
+    output, so a convolution that sums in another order (any other GEMM blocking) routes some
+    gradients differently (about 100 of 5,000 tied windows of the second pool at step 60), and Adam, which normalises every weight's step, lets that grow.
+    This figure shows how far that alone moves the float32 curve within PyTorch itself."""
+    torch = ctx.torch
+    try:
+        with torch.backends.mkldnn.flags(enabled=False):
+            native = train_curve(workload, ref_lib, state, "float32", steps, ctx.progress)
+    except Exception:  # an older PyTorch without the switch: the row simply goes without it
+        return None
+    return max(max_rel_diff(native, ref))
 
 
 def stored_payload(ctx, steps: int = 100) -> dict:
