@@ -57,6 +57,9 @@ def parse_args(argv=None):
     ap.add_argument("--results", default=str(HERE / "results"), help="output folder")
     ap.add_argument("--render", metavar="RESULTS_JSON",
                     help="only re-render REPORT.md and plots from a results.json")
+    ap.add_argument("--readme", metavar="README_MD",
+                    help="also rewrite the benchmark table in this README (between its "
+                         "benchmark-table markers)")
     args = ap.parse_args(argv)
     args.mode = "quick" if args.quick else "full" if args.full else "default"
     args.sections = [s.strip() for s in args.only.split(",") if s.strip()] or SECTIONS
@@ -118,6 +121,8 @@ def main(argv=None) -> int:
     if args.render:
         doc = json.loads(Path(args.render).read_text())
         print(f"wrote {write_outputs(doc, Path(args.results))}")
+        if args.readme:
+            update_readme(doc, Path(args.readme))
         return 0
 
     from suite import progress, references
@@ -148,7 +153,19 @@ def main(argv=None) -> int:
     path = write_outputs(doc, ctx.results_dir)
     print(f"\n{path}: " + ", ".join(f"{n} {k}" for k, n in counts.items())
           + f" ({meta['seconds']:.0f} s)")
+    if args.readme:
+        update_readme(doc, Path(args.readme))
     return 0
+
+
+def update_readme(doc: dict, readme: Path) -> None:
+    """Rewrite the README's benchmark table; the file is replaced whole or not at all."""
+    from suite.readme_table import render_table, replace_in_readme
+    text = replace_in_readme(readme.read_text(), render_table(doc))
+    tmp = readme.with_name(readme.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(readme)
+    print(f"wrote the benchmark table in {readme}")
 
 
 if __name__ == "__main__":
