@@ -569,3 +569,88 @@ def test_fast_exp_and_erfc_float32_accuracy():
     kept = true_erfc > 1e-30
     np.testing.assert_allclose(erfc_out[:-3][kept], true_erfc[kept], rtol=5e-6)
     assert erfc_out[-3] == 0.0 and erfc_out[-2] == 2.0 and np.isnan(erfc_out[-1])
+
+
+def test_fast_exp_shifted_summand_and_log_split_float32_accuracy():
+    """The softmax family's cheaper exp and log, over their stated domains."""
+    from numba import njit
+
+    from minidl.backend.cpu_kernels._fastmath import (FASTMATH, fast_exp_shifted,
+                                                       fast_exp_summand, fast_log_split)
+
+    @njit(fastmath=FASTMATH, error_model="numpy")
+    def apply(x, exp_out, summand_out):
+        for i in range(x.size):
+            exp_out[i] = fast_exp_shifted(x[i])
+            summand_out[i] = fast_exp_summand(x[i])
+
+    @njit(fastmath=FASTMATH, error_model="numpy")
+    def apply_log(v, hi_out, lo_out):
+        for i in range(v.size):
+            hi, lo = fast_log_split(v[i])
+            hi_out[i] = hi
+            lo_out[i] = lo
+
+    # the domain is v <= 88 (exp(x - shift) with shift >= max(x) - 60 or so)
+    x = np.concatenate([np.linspace(-110, 88, 200001), -np.abs(rand((20000,), np.float64, 50)),
+                        [0.0, -0.0, -1e-45, -87.3365, -87.34, -104.0, -np.inf, np.nan]])
+    x = x.astype(np.float32)
+    exp_out, summand_out = np.empty_like(x), np.empty_like(x)
+    apply(x, exp_out, summand_out)
+    true_exp = np.exp(f64(x))
+    normal = true_exp > np.finfo(np.float32).tiny
+    ulp = np.spacing(true_exp[normal].astype(np.float32)).astype(np.float64)
+    assert np.max(np.abs(exp_out[normal] - true_exp[normal]) / ulp) <= 1.0
+    assert np.max(np.abs(summand_out[normal] - true_exp[normal]) / ulp) <= 3.0
+    # below ln(FLT_MIN): exactly 0 (the mask value -inf included) or, for summands, <= FLT_MIN
+    tiny = ~normal & ~np.isnan(x)
+    assert (exp_out[tiny] == 0.0).all()
+    assert (summand_out[tiny] <= 1.2e-38).all() and (summand_out[tiny] >= 0.0).all()
+    assert np.isnan(exp_out[-1]) and np.isnan(summand_out[-1])
+
+    # log, for v >= 1 (a softmax total); inf and NaN pass through
+    v = np.concatenate([np.linspace(1, 3, 100001), np.exp(np.linspace(0, 88, 100001)),
+                        [1.0, np.nextafter(np.float32(1), np.float32(2)), math.sqrt(2), 128.0,
+                         np.finfo(np.float32).max]]).astype(np.float32)
+    v = np.concatenate([v, np.array([np.inf, np.nan], np.float32)])
+    hi, lo = np.empty_like(v), np.empty_like(v)
+    apply_log(v, hi, lo)
+    true_log = np.log(f64(v[:-2]))
+    got = f64(hi[:-2]) + f64(lo[:-2])
+    spacing = np.spacing(np.maximum(true_log, 1e-30).astype(np.float32)).astype(np.float64)
+    assert np.max(np.abs(got - true_log) / np.maximum(spacing, 6e-8)) <= 2.0
+    # hi is an exact multiple of ln 2's leading bits: hi - d is exact for d near hi
+    assert np.all(f64(hi[:-2]) / 0.693359375 == np.round(f64(hi[:-2]) / 0.693359375))
+    assert hi[-2] == np.inf and lo[-2] == 0.0 and np.isnan(hi[-1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_log_softmax_shift_choices(dtype):
+    """The fast log-softmax shifts each row by its first entry when that is within 60 of the
+    max, and by the max otherwise: both branches, and the cases that force the second."""
+    rows = [
+        [0.0, 1.0, 2.0, 3.0, -1.0, 0.5],            # first entry 3 below the max: first shift
+        [-59.0, 0.0, 1.0, -3.0, 0.25, 0.0],         # 60 below: still the first entry
+        [-61.0, 0.0, 1.0, -3.0, 0.25, 0.0],         # 62 below: the max
+        [-1e4, 1e4, 0.0, 9999.0, -5.0, 1e4],        # huge spread
+        [9999.5, 1e4, 1e4 - 3.0, 1e4 - 70.0, -1e4, 9990.0],   # large offset, tiny spread
+        [-np.inf, 0.0, 1.0, -np.inf, 2.0, -np.inf],  # masked first entry
+        [2.0, -np.inf, 1.0, -np.inf, 0.0, -np.inf],  # masked others
+    ]
+    x = np.array(rows, dtype=dtype)
+    y = fast.log_softmax_forward(x)
+    shifted = f64(x) - f64(x).max(-1, keepdims=True)        # float64 logsumexp as the truth
+    truth = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    finite = np.isfinite(truth)
+    # float32: within a few ulp of the result (values reach -2e4, where an ulp is 2e-3)
+    tol = 4 * np.spacing(np.abs(truth[finite]).astype(dtype)) + (1e-6 if dtype is np.float32
+                                                                   else 1e-14)
+    assert (np.abs(f64(y[finite]) - truth[finite]) <= tol).all()
+    assert (y[~finite] == -np.inf).all()
+    # NaN anywhere, the first entry included, poisons the row; all -inf gives NaN (as PyTorch)
+    bad = np.array([[np.nan, 1.0, 2.0], [1.0, np.nan, 2.0], [-np.inf] * 3, [1.0, np.inf, 0.0]],
+                   dtype=dtype)
+    assert np.isnan(fast.log_softmax_forward(bad)).all()
+    # one row, one column, and no rows at all
+    assert fast.log_softmax_forward(np.array([[5.0]], dtype=dtype))[0, 0] == 0.0
+    assert fast.log_softmax_forward(np.zeros((0, 4), dtype=dtype)).shape == (0, 4)
