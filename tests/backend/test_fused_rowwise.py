@@ -225,6 +225,58 @@ def test_layer_norm_parameter_grads_over_many_rows(impl):
     np.testing.assert_allclose(db, f64(dy).sum(0), rtol=1e-5, atol=1e-3)
 
 
+@pytest.mark.parametrize("shape", [(6, 32), (3, 2, 48), (5, 33)])
+def test_norm_backward_streaming_stores(dtype, shape, monkeypatch):
+    """Large dx is written with streaming stores (fast kernels): force that path on small
+    arrays and check it against the normal path (bit for bit) and the reference. (5, 33):
+    rows that are not whole 64-byte lines must fall back to normal stores."""
+    from minidl.backend.cpu_kernels import norm as fast_norm
+    C = shape[-1]
+    x, dy = rand(shape, dtype, 60), rand(shape, dtype, 61)
+    w, b = rand((C,), dtype, 62), rand((C,), dtype, 63)
+    _, mean, rstd = fast.layer_norm_forward(x, w, b, 1e-5)
+    _, rms_rstd = fast.rms_norm_forward(x, w, 1e-6)
+    normal = (fast.layer_norm_backward(dy, x, w, mean, rstd),
+              fast.rms_norm_backward(dy, x, w, rms_rstd))
+    monkeypatch.setattr(fast_norm, "STREAM_MIN_BYTES", 0)
+    streamed = (fast.layer_norm_backward(dy, x, w, mean, rstd),
+                fast.rms_norm_backward(dy, x, w, rms_rstd))
+    if (C * np.dtype(dtype).itemsize) % 64 == 0:     # the streaming path was taken
+        assert streamed[0][0].ctypes.data % 64 == 0
+    for got, want in zip(streamed, normal):
+        for a, e in zip(got, want):
+            np.testing.assert_array_equal(a, e)
+    for a, e in zip(streamed[0], reference.layer_norm_backward(dy, x, w, mean, rstd)):
+        close(a, e, dtype, scale=10)
+    for a, e in zip(streamed[1], reference.rms_norm_backward(dy, x, w, rms_rstd)):
+        close(a, e, dtype, scale=10)
+
+
+def test_stream_row_and_aligned_empty():
+    from numba import njit
+
+    from minidl.backend.cpu_kernels._fastmath import (aligned_empty, can_stream_rows,
+                                                       stream_fence, stream_row)
+
+    @njit
+    def copy_rows(dst, src):
+        buf = np.empty(dst.shape[1], dst.dtype)
+        for i in range(dst.shape[0]):
+            for j in range(dst.shape[1]):
+                buf[j] = src[i, j]
+            stream_row(dst, i, buf)
+        stream_fence()
+
+    for dtype, C in ((np.float32, 16), (np.float32, 80), (np.float64, 8), (np.float64, 24)):
+        dst = aligned_empty((7, C), dtype)
+        assert dst.dtype == dtype and dst.flags.c_contiguous and can_stream_rows(dst)
+        src = rand((7, C), dtype, 64)
+        copy_rows(dst, src)
+        np.testing.assert_array_equal(dst, src)
+    assert not can_stream_rows(aligned_empty((3, 5), np.float32))     # 20-byte rows
+    assert not can_stream_rows(np.empty((4, 16), np.float32)[:, :8])   # not contiguous
+
+
 @pytest.mark.parametrize("shape", ROW_SHAPES)
 def test_rms_norm_forward(impl, dtype, shape):
     x, w = rand(shape, dtype, 15), rand(shape[-1:], dtype, 16)

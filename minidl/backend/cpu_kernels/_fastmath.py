@@ -20,6 +20,13 @@ LLVM will not turn into a vector max reduction. So, in float32:
                 ln 2's leading bits, so that hi - d for a nearby d is exact (see softmax.py)
   fast_erfc(v)  erfc(v) = exp(-v^2) * P(t), t = 1/(1 + |v|/2), relative error < 4e-6
 
+And two memory helpers for row-wise kernels that stream arrays bigger than the caches:
+  prefetch_row(a, i)
+                ask the memory system for row i of a 2-D array now, to be read later
+  stream_row(dst, i, buf)
+                dst[i, :] = buf with non-temporal stores (bypassing the caches), for rows of
+                arrays made by aligned_empty; see its docstring for when that pays
+
 float64 versions call libm (math.exp, math.erfc): float64 is the checking dtype, where
 accuracy matters more than speed.
 
@@ -39,6 +46,7 @@ import math
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 FASTMATH = {"reassoc", "contract", "arcp", "afn"}
@@ -324,3 +332,123 @@ def _fast_log_split_typed(v):
     if v == types.float64:
         return lambda v: (math.log(v), 0.0)
     return None
+
+
+@intrinsic
+def _prefetch(typingctx, a, i, j):
+    """LLVM's prefetch hint for the cache line holding a[i, j] (read, keep in all levels)."""
+    if not (isinstance(a, types.Array) and a.ndim == 2):
+        return None
+    def codegen(context, builder, signature, args):
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, signature.args[0], array,
+                                       [args[1], args[2]], wraparound=False)
+        byte_ptr = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = builder.module.declare_intrinsic(
+            "llvm.prefetch", [byte_ptr], ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32]))
+        # (address, 0 = for reading, 3 = keep in every cache level, 1 = data cache)
+        builder.call(fn, [builder.bitcast(ptr, byte_ptr), ir.Constant(i32, 0), ir.Constant(i32, 3),
+                          ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+    return types.void(a, i, j), codegen
+
+
+@njit(inline="always", error_model="numpy")
+def prefetch_row(a, i):
+    """Start loading row i of the C-contiguous 2-D array a into cache; returns at once.
+
+    Why: a row-wise kernel whose first pass over a row reduces it (a sum) and whose second
+    pass uses the result cannot overlap the next row's memory reads with this row's work by
+    itself: the out-of-order window is full of this row's dependent instructions. The
+    hardware prefetcher follows the stream, but not far enough ahead. Asking for row i + 1
+    once row i is in cache (after the first pass) let layer-norm's backward stream its two
+    inputs ~10 % faster from memory (measured on 8 MB arrays). A hint only: no effect on
+    results, harmless for rows already in cache.
+    """
+    step = max(1, 64 // a.itemsize)     # one request per 64-byte cache line
+    for j in range(0, a.shape[1], step):
+        _prefetch(a, i, j)
+
+
+# ---- streaming (non-temporal) stores ------------------------------------------------------
+#
+# A normal store to a line that is not in cache first READS the line from memory ("write
+# allocate"), then overwrites it: writing an 8 MB result from scratch moves 16 MB. A
+# non-temporal store sends full 64-byte lines straight to memory instead: half the traffic,
+# and the caches keep the inputs. The price: the result is not in cache afterwards. So it
+# pays only for results much bigger than the caches that nobody reads at once (layer norm's
+# dx of several MB: forward + backward 18 % faster), and hurts small or soon-read results
+# (layer norm's forward y, rewritten into a reused, cached block in a loop, was 25 % slower).
+# The x86 instruction (vmovntps) needs 64-byte aligned addresses, hence aligned_empty.
+
+STREAM_ALIGN = 64
+
+
+def aligned_empty(shape, dtype):
+    """An uninitialised C-contiguous array whose data starts on a 64-byte boundary.
+
+    (NumPy's allocator only promises 16.) A view of a slightly larger byte buffer; rows of a
+    2-D result are then 64-byte aligned too when a row is a multiple of 64 bytes."""
+    dtype = np.dtype(dtype)
+    count = int(np.prod(shape, dtype=np.int64))
+    raw = np.empty(count * dtype.itemsize + STREAM_ALIGN, dtype=np.uint8)
+    start = (-raw.ctypes.data) % STREAM_ALIGN
+    return raw[start:start + count * dtype.itemsize].view(dtype).reshape(shape)
+
+
+def can_stream_rows(a) -> bool:
+    """True when stream_row may write the rows of the 2-D array a: 64-byte aligned data and
+    rows a whole number of 64-byte lines (an array from aligned_empty with C * itemsize % 64
+    == 0)."""
+    return (a.ndim == 2 and a.flags.c_contiguous and a.ctypes.data % STREAM_ALIGN == 0
+            and (a.shape[1] * a.itemsize) % STREAM_ALIGN == 0)
+
+
+@intrinsic
+def stream_row(typingctx, dst, i, buf):
+    """dst[i, :] = buf[:] by 64-byte non-temporal stores; the caller checked can_stream_rows(dst).
+
+    Generated as LLVM IR directly: a loop of <16 x float> (or <8 x double>) loads from buf
+    (normally in L1) and stores tagged !nontemporal to the row. LLVM's own vectoriser will
+    not produce such stores from a scalar loop (it cannot prove the alignment), hence the
+    hand-written loop. Call stream_fence() once after the last row.
+    """
+    if not (isinstance(dst, types.Array) and dst.ndim == 2 and isinstance(buf, types.Array)
+            and buf.ndim == 1 and dst.dtype == buf.dtype and dst.dtype in (types.float32,
+                                                                           types.float64)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        dst_ty, _, buf_ty = signature.args
+        dst_arr = context.make_array(dst_ty)(context, builder, args[0])
+        buf_arr = context.make_array(buf_ty)(context, builder, args[2])
+        i64 = ir.IntType(64)
+        zero = ir.Constant(i64, 0)
+        dst_ptr = cgutils.get_item_pointer(context, builder, dst_ty, dst_arr, [args[1], zero],
+                                           wraparound=False)
+        buf_ptr = cgutils.get_item_pointer(context, builder, buf_ty, buf_arr, [zero],
+                                           wraparound=False)
+        scalar = context.get_data_type(dst_ty.dtype)
+        lanes = STREAM_ALIGN // (4 if dst_ty.dtype == types.float32 else 8)
+        vec_ptr = ir.VectorType(scalar, lanes).as_pointer()
+        dst_vec = builder.bitcast(dst_ptr, vec_ptr)
+        buf_vec = builder.bitcast(buf_ptr, vec_ptr)
+        count = builder.udiv(builder.extract_value(dst_arr.shape, 1), ir.Constant(i64, lanes))
+        nontemporal = builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)])
+        with cgutils.for_range(builder, count) as loop:
+            value = builder.load(builder.gep(buf_vec, [loop.index]), align=4)
+            store = builder.store(value, builder.gep(dst_vec, [loop.index]), align=STREAM_ALIGN)
+            store.set_metadata("nontemporal", nontemporal)
+        return context.get_dummy_value()
+    return types.void(dst, i, buf), codegen
+
+
+@intrinsic
+def stream_fence(typingctx):
+    """Order the non-temporal stores before everything after (they bypass the usual x86
+    store ordering; an mfence makes them visible to other threads as normal stores are)."""
+    def codegen(context, builder, signature, args):
+        builder.fence("seq_cst")
+        return context.get_dummy_value()
+    return types.void(), codegen

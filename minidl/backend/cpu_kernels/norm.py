@@ -3,7 +3,28 @@
 
 One serial Numba loop per row, all passes over the row while it sits in L1 cache: mean, the
 two-pass variance, then the normalised output. The backward does one pass for the two row
-sums it needs (sum g, sum g*xhat) while accumulating dweight/dbias, and a second pass for dx.
+sums it needs (sum g, sum g*xhat), and a second pass for dx that also accumulates
+dweight/dbias.
+
+Where the time goes at (4096, 512) float32: the arrays are 8 MB each, so the kernels stream
+from memory (L3 or DRAM, ~32 MB per backward counting dx's write) and the arithmetic is
+nearly free. What matters is how much memory the core keeps in flight. The first pass over a
+row is the one that waits for memory; the second finds the row in L1. Three rules follow:
+  - keep the first pass lean. The dweight/dbias column sums (a load and a store of two
+    L1-resident partial arrays per element) used to sit in the first pass; moved to the
+    second pass, the same work costs ~10 % less time: fewer instructions per cache line let
+    more cache lines be requested at once;
+  - prefetch_row(x, i + 1) after the first pass: the next row starts arriving while this one
+    is finished (another ~5-10 %);
+  - a large dx (>= STREAM_MIN_BYTES, rows of whole cache lines) is computed row by row into
+    an L1 buffer and written with streaming stores, which skip reading dx's old contents
+    from memory first: 8 of the backward's 32 MB. In the benchmark suite (PyTorch's runs
+    interleaved, so the caches hold little of ours) forward + backward went 1.0 -> 0.85 ms
+    (medians of 3 runs 1.00 vs 0.87). The trade-off, measured too: when the whole working
+    set stays in L3 (our kernels alone in a loop) streaming is ~3 % slower, and the
+    forward's y, rewritten into a reused, cached block, was 25 % slower streamed, so y
+    stays on normal stores.
+Before these changes, forward + backward took 1.32 ms against PyTorch's 0.82 (2 threads).
 
 A missing weight or bias is passed to the kernels as ones / zeros, so each kernel has a single
 compiled version per dtype instead of one per None-combination.
@@ -27,92 +48,132 @@ import numpy as np
 from numba import njit
 
 from ..reference.norm import check_batch_norm_args, check_norm_args
-from ._fastmath import FASTMATH
+from ._fastmath import (FASTMATH, aligned_empty, can_stream_rows, prefetch_row, stream_fence,
+                        stream_row)
 
 ROWS_PER_PARTIAL = 64
+# dx of at least this many bytes is written with streaming stores (see _fastmath.py): bigger
+# than the caches of both cores, it will have left them before the next op reads it anyway
+STREAM_MIN_BYTES = 4 << 20
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _layer_norm_rows(x, weight, bias, eps, y, mean_out, rstd_out):
-    inv_C = x.dtype.type(1.0) / x.dtype.type(x.shape[1])
-    for i in range(x.shape[0]):
+    R, C = x.shape
+    inv_C = x.dtype.type(1.0) / x.dtype.type(C)
+    for i in range(R):
         total = x.dtype.type(0.0)
-        for j in range(x.shape[1]):
+        for j in range(C):
             total += x[i, j]
+        if i + 1 < R:
+            prefetch_row(x, i + 1)     # row i is in L1 now: ask for the next one
         mean = total * inv_C
         squares = x.dtype.type(0.0)
-        for j in range(x.shape[1]):
+        for j in range(C):
             d = x[i, j] - mean
             squares += d * d
         rstd = x.dtype.type(1.0) / np.sqrt(squares * inv_C + eps)
-        for j in range(x.shape[1]):
+        for j in range(C):
             y[i, j] = (x[i, j] - mean) * rstd * weight[j] + bias[j]
         mean_out[i] = mean
         rstd_out[i] = rstd
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def _layer_norm_backward_rows(dy, x, weight, mean, rstd, dx, dweight, dbias):
-    """dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),  g = dy * weight."""
-    inv_C = x.dtype.type(1.0) / x.dtype.type(x.shape[1])
+def _layer_norm_backward_rows(dy, x, weight, mean, rstd, dx, dweight, dbias, stream):
+    """dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),  g = dy * weight.
+
+    With d = x - mean (so xhat = d * rstd) that is dx = r*w*dy - a - d*b, where per row
+    a = r * mean(g) and b = r^3 * mean(g * d). The first pass over the row (from memory)
+    only forms the two sums; the second (from L1) writes dx and adds the row's dy * xhat and
+    dy to the dweight/dbias partial sums (see the module docstring for why there). With
+    `stream`, the second pass writes an L1 buffer that stream_row then copies to dx.
+    """
+    R, C = x.shape
+    zero = x.dtype.type(0.0)
+    inv_C = x.dtype.type(1.0) / x.dtype.type(C)
     part_dw = np.zeros_like(dweight)
     part_db = np.zeros_like(dbias)
-    for i in range(x.shape[0]):
+    buf = np.empty(C, dx.dtype)
+    for i in range(R):
         m, r = mean[i], rstd[i]
-        sum_g = x.dtype.type(0.0)
-        sum_g_xhat = x.dtype.type(0.0)
-        for j in range(x.shape[1]):
-            xhat = (x[i, j] - m) * r
+        sum_g = zero
+        sum_gd = zero
+        for j in range(C):
             g = dy[i, j] * weight[j]
             sum_g += g
-            sum_g_xhat += g * xhat
-            part_dw[j] += dy[i, j] * xhat
-            part_db[j] += dy[i, j]
-        mean_g = sum_g * inv_C
-        mean_g_xhat = sum_g_xhat * inv_C
-        for j in range(x.shape[1]):
-            xhat = (x[i, j] - m) * r
-            dx[i, j] = r * (dy[i, j] * weight[j] - mean_g - xhat * mean_g_xhat)
-        if (i + 1) % ROWS_PER_PARTIAL == 0 or i + 1 == x.shape[0]:
-            for j in range(x.shape[1]):
+            sum_gd += g * (x[i, j] - m)
+        if i + 1 < R:
+            prefetch_row(x, i + 1)
+            prefetch_row(dy, i + 1)
+        a = r * sum_g * inv_C
+        b = r * r * r * sum_gd * inv_C
+        out = buf if stream else dx[i]
+        for j in range(C):
+            d = x[i, j] - m
+            g = dy[i, j]
+            out[j] = r * g * weight[j] - a - d * b
+            part_dw[j] += g * (d * r)
+            part_db[j] += g
+        if stream:
+            stream_row(dx, i, buf)
+        if (i + 1) % ROWS_PER_PARTIAL == 0 or i + 1 == R:
+            for j in range(C):
                 dweight[j] += part_dw[j]
                 dbias[j] += part_db[j]
-                part_dw[j] = 0.0
-                part_db[j] = 0.0
+                part_dw[j] = zero
+                part_db[j] = zero
+    if stream:
+        stream_fence()
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _rms_norm_rows(x, weight, eps, y, rstd_out):
-    inv_C = x.dtype.type(1.0) / x.dtype.type(x.shape[1])
-    for i in range(x.shape[0]):
+    R, C = x.shape
+    inv_C = x.dtype.type(1.0) / x.dtype.type(C)
+    for i in range(R):
         squares = x.dtype.type(0.0)
-        for j in range(x.shape[1]):
+        for j in range(C):
             squares += x[i, j] * x[i, j]
+        if i + 1 < R:
+            prefetch_row(x, i + 1)
         rstd = x.dtype.type(1.0) / np.sqrt(squares * inv_C + eps)
-        for j in range(x.shape[1]):
+        for j in range(C):
             y[i, j] = x[i, j] * rstd * weight[j]
         rstd_out[i] = rstd
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def _rms_norm_backward_rows(dy, x, weight, rstd, dx, dweight):
-    """dx = rstd * (g - xhat * mean(g * xhat)),  g = dy * weight."""
-    inv_C = x.dtype.type(1.0) / x.dtype.type(x.shape[1])
+def _rms_norm_backward_rows(dy, x, weight, rstd, dx, dweight, stream):
+    """dx = rstd * (g - xhat * mean(g * xhat)),  g = dy * weight; the layout of the layer-norm
+    backward (lean first pass, dweight in the second, prefetch in between, streaming)."""
+    R, C = x.shape
+    zero = x.dtype.type(0.0)
+    inv_C = x.dtype.type(1.0) / x.dtype.type(C)
     part_dw = np.zeros_like(dweight)
-    for i in range(x.shape[0]):
+    buf = np.empty(C, dx.dtype)
+    for i in range(R):
         r = rstd[i]
-        sum_g_xhat = x.dtype.type(0.0)
-        for j in range(x.shape[1]):
-            xhat = x[i, j] * r
-            sum_g_xhat += dy[i, j] * weight[j] * xhat
-            part_dw[j] += dy[i, j] * xhat
-        mean_g_xhat = sum_g_xhat * inv_C
-        for j in range(x.shape[1]):
-            dx[i, j] = r * (dy[i, j] * weight[j] - x[i, j] * r * mean_g_xhat)
-        if (i + 1) % ROWS_PER_PARTIAL == 0 or i + 1 == x.shape[0]:
-            for j in range(x.shape[1]):
+        sum_gx = zero
+        for j in range(C):
+            sum_gx += dy[i, j] * weight[j] * x[i, j]
+        if i + 1 < R:
+            prefetch_row(x, i + 1)
+            prefetch_row(dy, i + 1)
+        b = r * r * r * sum_gx * inv_C      # rstd * xhat * mean(g * xhat) = x * b
+        out = buf if stream else dx[i]
+        for j in range(C):
+            g = dy[i, j]
+            out[j] = r * g * weight[j] - x[i, j] * b
+            part_dw[j] += g * (x[i, j] * r)
+        if stream:
+            stream_row(dx, i, buf)
+        if (i + 1) % ROWS_PER_PARTIAL == 0 or i + 1 == R:
+            for j in range(C):
                 dweight[j] += part_dw[j]
-                part_dw[j] = 0.0
+                part_dw[j] = zero
+    if stream:
+        stream_fence()
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -229,11 +290,11 @@ def layer_norm_forward(x, weight, bias, eps):
 def layer_norm_backward(dy, x, weight, mean, rstd):
     check_norm_args("layer_norm_backward", x, dy=dy, weight=weight, mean=mean, rstd=rstd)
     x2, C = _rows(x), x.shape[-1]
-    dx = np.empty_like(x2)
+    dx, stream = _gradient_rows(x2)
     dweight = np.zeros(C, dtype=x.dtype)
     dbias = np.zeros(C, dtype=x.dtype)
     _layer_norm_backward_rows(_rows(dy), x2, _or_ones(weight, C, x.dtype), _flat(mean),
-                              _flat(rstd), dx, dweight, dbias)
+                              _flat(rstd), dx, dweight, dbias, stream)
     return dx.reshape(x.shape), (dweight if weight is not None else None), dbias
 
 
@@ -249,15 +310,24 @@ def rms_norm_forward(x, weight, eps):
 def rms_norm_backward(dy, x, weight, rstd):
     check_norm_args("rms_norm_backward", x, dy=dy, weight=weight, rstd=rstd)
     x2, C = _rows(x), x.shape[-1]
-    dx = np.empty_like(x2)
+    dx, stream = _gradient_rows(x2)
     dweight = np.zeros(C, dtype=x.dtype)
     _rms_norm_backward_rows(_rows(dy), x2, _or_ones(weight, C, x.dtype), _flat(rstd), dx,
-                            dweight)
+                            dweight, stream)
     return dx.reshape(x.shape), (dweight if weight is not None else None)
 
 
 def _rows(a):
     return np.ascontiguousarray(a).reshape(-1, a.shape[-1])
+
+
+def _gradient_rows(x2):
+    """(dx, stream): an uninitialised array like the (rows, C) x2, and whether the kernel
+    should write it with streaming stores (large, and rows of whole 64-byte lines)."""
+    if x2.nbytes >= STREAM_MIN_BYTES and (x2.shape[1] * x2.itemsize) % 64 == 0:
+        dx = aligned_empty(x2.shape, x2.dtype)
+        return dx, can_stream_rows(dx)
+    return np.empty_like(x2), False
 
 
 def _flat(a):
