@@ -319,33 +319,28 @@ class MinDim(_ExtremeDim):
 
 def max(x, dim=None, keepdim: bool = False):
     """max(x) -> the largest value; max(x, dim) -> (values, indices); max(a, b) -> maximum."""
-    if isinstance(dim, Tensor):
-        from .elementwise import maximum
-        return maximum(x, dim)
-    if dim is None:
-        return amax(x)
-    dim = canonical_dim(dim, x.ndim)
-    if x._data.dtype.kind != "f":
-        xp = x._be.xp
-        idx = xp.argmax(x._data, axis=dim, keepdims=keepdim)
-        return values_indices(Tensor._wrap(xp.max(x._data, axis=dim, keepdims=keepdim), x._be, None, 0),
-                              Tensor._wrap(idx.astype("int64"), x._be, None, 0))
-    return values_indices(*MaxDim.apply(x, dim, keepdim))
+    return _extreme(x, dim, keepdim, pick_max=True)
 
 
 def min(x, dim=None, keepdim: bool = False):
-    if isinstance(dim, Tensor):
-        from .elementwise import minimum
-        return minimum(x, dim)
+    """min(x) -> the smallest value; min(x, dim) -> (values, indices); min(a, b) -> minimum."""
+    return _extreme(x, dim, keepdim, pick_max=False)
+
+
+def _extreme(x, dim, keepdim, pick_max: bool):
+    if isinstance(dim, Tensor):  # max(a, b): the elementwise form
+        from .elementwise import maximum, minimum
+        return (maximum if pick_max else minimum)(x, dim)
     if dim is None:
-        return amin(x)
+        return amax(x) if pick_max else amin(x)
     dim = canonical_dim(dim, x.ndim)
-    if x._data.dtype.kind != "f":
+    if x._data.dtype.kind != "f":  # integers and bools: no gradient, plain array calls
         xp = x._be.xp
-        idx = xp.argmin(x._data, axis=dim, keepdims=keepdim)
-        return values_indices(Tensor._wrap(xp.min(x._data, axis=dim, keepdims=keepdim), x._be, None, 0),
+        pick, arg = (xp.max, xp.argmax) if pick_max else (xp.min, xp.argmin)
+        idx = arg(x._data, axis=dim, keepdims=keepdim)
+        return values_indices(Tensor._wrap(pick(x._data, axis=dim, keepdims=keepdim), x._be, None, 0),
                               Tensor._wrap(idx.astype("int64"), x._be, None, 0))
-    return values_indices(*MinDim.apply(x, dim, keepdim))
+    return values_indices(*(MaxDim if pick_max else MinDim).apply(x, dim, keepdim))
 
 
 def argmax(x, dim=None, keepdim: bool = False):
