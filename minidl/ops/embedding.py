@@ -21,11 +21,22 @@ from ._util import Tensor, check_float
 
 
 class Embedding(Function):
+    """weight (a Tensor) and three constants: indices (an integer array), padding_idx,
+    scale_grad_by_freq. Applied with `apply1`, the one-tensor entry point: when nothing is
+    recorded (no_grad, or a frozen table) it calls `array_op` and makes no graph node."""
+
+    @staticmethod
+    def array_op(weight, indices, padding_idx, scale_grad_by_freq):
+        # ndarray.take (NumPy and CuPy alike): one memcpy per looked-up row, into a fresh
+        # C-contiguous result. Fancy indexing weight[indices] gives the same array at ~2x the
+        # cost, through NumPy's general advanced-indexing machinery.
+        return weight.take(indices, axis=0)
+
     @staticmethod
     def forward(ctx, weight, indices, padding_idx, scale_grad_by_freq):
         ctx.indices, ctx.num_embeddings = indices, weight.shape[0]
         ctx.padding_idx, ctx.scale_grad_by_freq = padding_idx, scale_grad_by_freq
-        return ctx._be.xp.take(weight, indices, axis=0)
+        return weight.take(indices, axis=0)
 
     @staticmethod
     def backward(ctx, grad):
@@ -57,7 +68,7 @@ class EmbeddingScatter(Function):
     def backward(ctx, gg):
         indices, padding_idx = ctx.indices, ctx.padding_idx
         xp, be = ctx._be.xp, ctx._be
-        picked = Embedding.apply(gg, indices, None, False)
+        picked = Embedding.apply1(gg, indices, None, False)
         factor = None
         if padding_idx is not None:
             factor = (indices != padding_idx)[..., None].astype(gg._data.dtype)
@@ -106,11 +117,29 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
         padding_idx = int(padding_idx) % num
     indices = input._data
     if indices.size:
-        low, high = int(indices.min()), int(indices.max())
-        if low < 0 or high >= num:
-            bad = low if low < 0 else high
-            raise IndexError(f"{op}: index {bad} is out of range for a table with {num} rows "
-                             f"(expected 0..{num - 1})")
+        _check_indices(op, indices, num)
     if max_norm is not None:
         _renorm_rows(weight, indices, float(max_norm), float(norm_type))
-    return Embedding.apply(weight, indices, padding_idx, bool(scale_grad_by_freq))
+    return Embedding.apply1(weight, indices, padding_idx, bool(scale_grad_by_freq))
+
+
+_UNSIGNED = {}   # signed index dtype -> the unsigned dtype of the same width
+
+
+def _check_indices(op, indices, num):
+    """Every index in [0, num). One pass: seen as unsigned integers of the same width, a
+    negative index is huge (-1 becomes 2**64 - 1 for int64), so `max < num` covers both
+    ends: 1.2 us for (32, 128) indices against 2.0 us for a min and a max (of a 27 us
+    lookup). The culprit for the message is only looked for once something is wrong."""
+    dtype = indices.dtype
+    if dtype.kind == "i":
+        unsigned_dtype = _UNSIGNED.get(dtype)
+        if unsigned_dtype is None:      # once per index dtype: the dtype object, not a string
+            unsigned_dtype = _UNSIGNED[dtype] = indices.view(f"u{dtype.itemsize}").dtype
+        indices = indices.view(unsigned_dtype)
+    if int(indices.max()) >= num:
+        indices = indices.view(dtype)
+        low, high = int(indices.min()), int(indices.max())
+        bad = low if low < 0 else high
+        raise IndexError(f"{op}: index {bad} is out of range for a table with {num} rows "
+                         f"(expected 0..{num - 1})")

@@ -66,3 +66,35 @@ def test_padding_row_gets_zero_gradient_and_others_accumulate():
     out = minidl.nn.functional.embedding(minidl.tensor([[1, 1, 0], [3, 1, 0]]), w, padding_idx=0)
     out.sum().backward()
     np.testing.assert_array_equal(w.grad.numpy(), [[0, 0], [3, 3], [0, 0], [1, 1]])
+
+
+@pytest.mark.parametrize("index_dtype", [np.int64, np.int32, np.int16, np.int8, np.uint8])
+def test_index_dtypes_and_range_check(index_dtype):
+    """The range check views signed indices as unsigned (one pass for both ends): every
+    integer dtype, negative and too-large indices, and a 0-d index."""
+    table = minidl.tensor(np.arange(10, dtype=np.float32).reshape(5, 2))
+    idx = minidl.tensor(np.array([[4, 0], [2, 2]], dtype=index_dtype))
+    np.testing.assert_array_equal(minidl.nn.functional.embedding(idx, table).numpy(),
+                                  table.numpy()[idx.numpy()])
+    scalar = minidl.tensor(np.array(3, dtype=index_dtype))
+    np.testing.assert_array_equal(minidl.nn.functional.embedding(scalar, table).numpy(), [6, 7])
+    bad = [5] if np.dtype(index_dtype).kind == "u" else [-1, 5]
+    for value in bad:
+        with pytest.raises(IndexError, match=f"index {value} is out of range for a table with "
+                                             f"5 rows"):
+            minidl.nn.functional.embedding(
+                minidl.tensor(np.array([0, value, 1], dtype=index_dtype)), table)
+
+
+def test_lookup_without_recording_makes_no_graph_node():
+    table = minidl.tensor(np.ones((4, 3), np.float32), requires_grad=True)
+    idx = minidl.tensor(np.array([1, 3]))
+    with minidl.no_grad():
+        out = minidl.nn.functional.embedding(idx, table)
+    assert out.grad_fn is None and not out.requires_grad
+    frozen = minidl.tensor(np.ones((4, 3), np.float32))
+    assert minidl.nn.functional.embedding(idx, frozen).grad_fn is None
+    out = minidl.nn.functional.embedding(idx, table)
+    assert out.requires_grad and out.grad_fn is not None
+    out.sum().backward()
+    np.testing.assert_array_equal(table.grad.numpy(), [[0] * 3, [1] * 3, [0] * 3, [1] * 3])
