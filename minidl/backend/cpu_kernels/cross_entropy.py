@@ -32,7 +32,8 @@ from numba.extending import overload
 
 from ..reference._checks import require_float, require_shape
 from ..reference.cross_entropy import check_cross_entropy_args, require_row_stats
-from ._fastmath import FASTMATH, fast_exp, row_max
+from ._fastmath import (FASTMATH, fast_exp_shifted, fast_exp_summand, fast_log_split,
+                        row_max)
 
 
 def _class_weight(weight, j, one):
@@ -55,9 +56,10 @@ def _cross_entropy_rows(logits, target, weight, ignore_index, smoothing, loss, r
     for i in range(N):
         m = row_max(logits, i)
         sum_exp = T(0.0)
-        for j in range(C):
-            sum_exp += fast_exp(logits[i, j] - m)
-        log_d = T(math.log(sum_exp))
+        for j in range(C):   # the max's own term is exp(0) = 1, so sum_exp >= 1: the
+            sum_exp += fast_exp_summand(logits[i, j] - m)   # cheaper exp of softmax sums
+        log_hi, log_lo = fast_log_split(sum_exp)    # no libm call inside the row loop
+        log_d = log_hi + log_lo
         row_stats[i, 0] = m
         row_stats[i, 1] = log_d
         y = target[i]
@@ -93,16 +95,14 @@ def _cross_entropy_backward_rows(logits, target, row_stats, dloss, weight, ignor
         m = row_stats[i, 0]
         log_d = row_stats[i, 1]
         target_scale = dloss[i] * (one - smoothing) * _class_weight(weight, y, one)
-        if smoothing > T(0.0):
-            smooth_scale = dloss[i] * smoothing / T(C)
-            p_scale = target_scale + smooth_scale * total_weight
-            for j in range(C):
-                # (z_j - m) - log_d, not z_j - lse: see Trap 2 above
-                p = fast_exp((logits[i, j] - m) - log_d)
-                dlogits[i, j] = p_scale * p - smooth_scale * _class_weight(weight, j, one)
-        else:
-            for j in range(C):
-                dlogits[i, j] = target_scale * fast_exp((logits[i, j] - m) - log_d)
+        smooth_scale = dloss[i] * smoothing / T(C)        # 0 without label smoothing
+        p_scale = target_scale + smooth_scale * total_weight
+        for j in range(C):
+            # (z_j - m) - log_d, not z_j - lse: see Trap 2 above. One loop for both cases
+            # (smooth_scale = 0 subtracts an exact 0): a second copy of this loop in an if/else
+            # made Numba's inliner trip over the exp's variables.
+            p = fast_exp_shifted((logits[i, j] - m) - log_d)   # argument <= 0
+            dlogits[i, j] = p_scale * p - smooth_scale * _class_weight(weight, j, one)
         dlogits[i, y] -= target_scale
 
 
