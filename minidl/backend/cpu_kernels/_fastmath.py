@@ -289,49 +289,28 @@ def fast_log_split(v):
     raise NotImplementedError("fast_log_split is only callable from Numba-compiled code")
 
 
-@overload(fast_exp, inline="always", jit_options={"fastmath": FASTMATH})
-def _fast_exp_typed(v):
-    if v == types.float32:
-        return lambda v: _exp_float32(v)
-    if v == types.float64:
-        return lambda v: math.exp(v)
-    return None
+def _overload_by_float_type(generic, float32_impl, float64_impl):
+    """Give `generic` its Numba meaning: our float32 routine for float32 arguments, the exact
+    libm-based form for float64 (where these float32 tricks would lose precision)."""
+    @overload(generic, inline="always", jit_options={"fastmath": FASTMATH})
+    def _typed(v):
+        if v == types.float32:
+            return lambda v: float32_impl(v)
+        if v == types.float64:
+            return lambda v: float64_impl(v)
+        return None
 
 
-@overload(fast_erfc, inline="always", jit_options={"fastmath": FASTMATH})
-def _fast_erfc_typed(v):
-    if v == types.float32:
-        return lambda v: _erfc_float32(v)
-    if v == types.float64:
-        return lambda v: math.erfc(v)
-    return None
+@njit(inline="always")
+def _log_split_float64(v):
+    return math.log(v), 0.0
 
 
-@overload(fast_exp_shifted, inline="always", jit_options={"fastmath": FASTMATH})
-def _fast_exp_shifted_typed(v):
-    if v == types.float32:
-        return lambda v: _exp_shifted_float32(v)
-    if v == types.float64:
-        return lambda v: math.exp(v)
-    return None
-
-
-@overload(fast_exp_summand, inline="always", jit_options={"fastmath": FASTMATH})
-def _fast_exp_summand_typed(v):
-    if v == types.float32:
-        return lambda v: _exp_summand_float32(v)
-    if v == types.float64:
-        return lambda v: math.exp(v)
-    return None
-
-
-@overload(fast_log_split, inline="always", jit_options={"fastmath": FASTMATH})
-def _fast_log_split_typed(v):
-    if v == types.float32:
-        return lambda v: _log_split_float32(v)
-    if v == types.float64:
-        return lambda v: (math.log(v), 0.0)
-    return None
+_overload_by_float_type(fast_exp, _exp_float32, math.exp)
+_overload_by_float_type(fast_erfc, _erfc_float32, math.erfc)
+_overload_by_float_type(fast_exp_shifted, _exp_shifted_float32, math.exp)
+_overload_by_float_type(fast_exp_summand, _exp_summand_float32, math.exp)
+_overload_by_float_type(fast_log_split, _log_split_float32, _log_split_float64)
 
 
 @intrinsic
