@@ -58,8 +58,11 @@ def render_table(doc: dict) -> str:
             ratio = f"{row.ratio:.2f}" if row.ratio is not None else ""
             target = row.target.describe(row.unit) if row.target else ""
             name = row.name.replace("|", "\\|")
+            # a row judged on its own figure (a loss-curve gap) still names what it was
+            # compared with
+            reference = _figure(row, row.reference) or row.reference_source.replace("|", "/")
             lines.append(f"| {name} | {_figure(row, row.minidl)} | "
-                         f"{_figure(row, row.reference)} | {ratio} | {target} | "
+                         f"{reference} | {ratio} | {target} | "
                          f"{verdict_cell(row.verdict)} |")
     return "\n".join(lines)
 

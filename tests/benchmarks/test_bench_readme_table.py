@@ -31,6 +31,16 @@ def test_table_keeps_the_key_rows_with_figures_and_verdicts():
     assert "0.6 ms" in softmax and "2.00" in softmax and "fail" in softmax
 
 
+def test_a_row_without_a_reference_figure_names_its_reference():
+    doc = fake_doc()
+    parity = Section("train_parity", "Training parity")
+    parity.add(Row("MLP float32", "rel", minidl=1e-7, target=Target("value", "<", 1e-3),
+                   reference_source="PyTorch 9 (this run)"))
+    doc["sections"].append(parity.to_json())
+    line = next(l for l in render_table(doc).splitlines() if l.startswith("| MLP float32"))
+    assert "| PyTorch 9 (this run) |" in line and "pass" in line
+
+
 def test_table_states_date_machine_and_noise():
     table = render_table(fake_doc())
     for fragment in ("2030-01-01", "Test CPU", "2 logical CPUs", "mode quick", "commit abc123",
