@@ -66,18 +66,25 @@ class LayerNorm(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight = ctx.saved_tensors
-        if is_grad_enabled():  # create_graph: the same formula in minidl ops, differentiable
-            dx, dweight, dbias = _layer_norm_grads_composite(x, weight, grad, ctx.eps)
-        else:
-            xp = ctx._be.xp
-            mean, rstd = ctx.stats
-            dx, dweight, dbias = ctx._be.fused.layer_norm_backward(
-                xp.ascontiguousarray(grad._data), xp.ascontiguousarray(x._data),
-                _array(weight), mean, rstd)
-            dx, dweight, dbias = _wrap(ctx, dx), _wrap(ctx, dweight), _wrap(ctx, dbias)
-        nx, nw, nb = ctx.needs_input_grad[:3]
-        return (dx if nx else None, dweight if nw else None, dbias if nb else None, None, None)
+        return _norm_backward(ctx, grad, _layer_norm_grads_composite, "layer_norm_backward")
+
+
+def _norm_backward(ctx, grad, composite, fused_name):
+    """The backward shared by layer and batch norm (they differ only in which values form a
+    group): with create_graph the composite formula in minidl ops, so it can be differentiated
+    again; otherwise the device's fused kernel, fed the (mean, rstd) saved by the forward."""
+    x, weight = ctx.saved_tensors
+    if is_grad_enabled():
+        dx, dweight, dbias = composite(x, weight, grad, ctx.eps)
+    else:
+        xp = ctx._be.xp
+        mean, rstd = ctx.stats
+        dx, dweight, dbias = getattr(ctx._be.fused, fused_name)(
+            xp.ascontiguousarray(grad._data), xp.ascontiguousarray(x._data),
+            _array(weight), mean, rstd)
+        dx, dweight, dbias = _wrap(ctx, dx), _wrap(ctx, dweight), _wrap(ctx, dbias)
+    nx, nw, nb = ctx.needs_input_grad[:3]
+    return (dx if nx else None, dweight if nw else None, dbias if nb else None, None, None)
 
 
 def _layer_norm_grads_composite(x, weight, grad, eps):
@@ -143,18 +150,7 @@ class BatchNorm(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight = ctx.saved_tensors
-        if is_grad_enabled():
-            dx, dweight, dbias = _batch_norm_grads_composite(x, weight, grad, ctx.eps)
-        else:
-            xp = ctx._be.xp
-            mean, rstd = ctx.stats
-            dx, dweight, dbias = ctx._be.fused.batch_norm_backward(
-                xp.ascontiguousarray(grad._data), xp.ascontiguousarray(x._data),
-                _array(weight), mean, rstd)
-            dx, dweight, dbias = _wrap(ctx, dx), _wrap(ctx, dweight), _wrap(ctx, dbias)
-        nx, nw, nb = ctx.needs_input_grad[:3]
-        return (dx if nx else None, dweight if nw else None, dbias if nb else None, None, None)
+        return _norm_backward(ctx, grad, _batch_norm_grads_composite, "batch_norm_backward")
 
 
 def _batch_norm_grads_composite(x, weight, grad, eps):
