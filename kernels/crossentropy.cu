@@ -165,6 +165,21 @@ __device__ void ce_fwd_v1(const T* __restrict__ logits, const long long* __restr
     loss[row] = ce_row_loss(m, log_d, zr[y], class_weight(weight, has_weight, y), s, w_total, smoothing, cols);
 }
 
+// The end of a row once its merged state is known (v2 and v3): row_stats keeps m and log_d
+// apart, never their rounded sum, and the loss uses them as (m - z_y) + log_d.
+template <typename T>
+__device__ __forceinline__ void ce_write_row(const CEState<T>& st, const T* __restrict__ zr, long long row,
+                                             const long long* __restrict__ target, const T* __restrict__ weight,
+                                             int has_weight, long long ignore_index, T smoothing, int cols,
+                                             T* __restrict__ loss, T* __restrict__ row_stats) {
+    const T log_d = dev_log(st.d);
+    row_stats[2 * row] = st.m;
+    row_stats[2 * row + 1] = log_d;
+    const long long y = target[row];
+    loss[row] = y == ignore_index ? T(0)
+        : ce_row_loss(st.m, log_d, zr[y], class_weight(weight, has_weight, y), st.s, st.w, smoothing, cols);
+}
+
 template <typename T>
 __device__ void ce_fwd_v2(const T* __restrict__ logits, const long long* __restrict__ target,
                           const T* __restrict__ weight, T* __restrict__ loss, T* __restrict__ row_stats,
@@ -190,14 +205,7 @@ __device__ void ce_fwd_v2(const T* __restrict__ logits, const long long* __restr
             st.w = part_w[lane];
         }
         st = ce_warp_merge(st);
-        if (lane == 0) {
-            const T log_d = dev_log(st.d);
-            row_stats[2 * row] = st.m;
-            row_stats[2 * row + 1] = log_d;
-            const long long y = target[row];
-            loss[row] = y == ignore_index ? T(0)
-                : ce_row_loss(st.m, log_d, zr[y], class_weight(weight, has_weight, y), st.s, st.w, smoothing, cols);
-        }
+        if (lane == 0) ce_write_row(st, zr, row, target, weight, has_weight, ignore_index, smoothing, cols, loss, row_stats);
     }
 }
 
@@ -210,14 +218,7 @@ __device__ void ce_fwd_v3(const T* __restrict__ logits, const long long* __restr
     if (row >= rows) return;  // the whole warp leaves together; there is no block barrier
     const T* zr = logits + row * cols;
     const CEState<T> st = ce_warp_merge(ce_read_row(zr, weight, has_weight, cols, lane, 32));
-    if (lane == 0) {
-        const T log_d = dev_log(st.d);
-        row_stats[2 * row] = st.m;
-        row_stats[2 * row + 1] = log_d;
-        const long long y = target[row];
-        loss[row] = y == ignore_index ? T(0)
-            : ce_row_loss(st.m, log_d, zr[y], class_weight(weight, has_weight, y), st.s, st.w, smoothing, cols);
-    }
+    if (lane == 0) ce_write_row(st, zr, row, target, weight, has_weight, ignore_index, smoothing, cols, loss, row_stats);
 }
 
 // ---------------- backward ----------------
