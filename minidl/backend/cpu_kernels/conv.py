@@ -39,9 +39,10 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
-from numba.core import cgutils
 from numba.extending import intrinsic
 
+from . import winograd
+from ._lanes import LANES, is_flat_float, lane_pointer
 from ..reference._checks import require_float
 from ..reference.conv import check_conv_args, conv_geometry, shape_of
 
@@ -130,35 +131,18 @@ def _im2col_kernel(xp, kh, kw, sh, sw, dh, dw, OH, OW, cols):
 # (for OW = 11: lanes 0-7, then 3-10). Copying lanes 3-7 twice is harmless (same values), and
 # no load or store ever leaves the run, so there is no bounds case at the edges of the arrays.
 
-_LANES = 8   # 8 floats = 32 bytes (float64: 64 bytes); Zen 4 runs 512-bit ops as two halves
-
-
-def _lane_pointer(context, builder, arr_ty, arr_val, index):
-    """Pointer to arr[index] (1-D C-contiguous array), typed as a pointer to an 8-lane vector."""
-    arr = context.make_array(arr_ty)(context, builder, arr_val)
-    ptr = cgutils.get_item_pointer(context, builder, arr_ty, arr, [index], wraparound=False,
-                                   boundscheck=False)
-    vec = ir.VectorType(context.get_value_type(arr_ty.dtype), _LANES)
-    return builder.bitcast(ptr, vec.as_pointer())
-
-
-def _is_flat_float(a):
-    return (isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C"
-            and isinstance(a.dtype, types.Float))
-
-
 @intrinsic
 def _copy_lanes(typingctx, dst, di, src, si):
     """dst[di : di + 8] = src[si : si + 8]: one unaligned vector load and one store.
 
     No bounds checks: the caller guarantees that both ranges lie inside the arrays.
     """
-    if not (_is_flat_float(dst) and src == dst):
+    if not (is_flat_float(dst) and src == dst):
         return None
 
     def codegen(context, builder, sig, args):
-        d = _lane_pointer(context, builder, sig.args[0], args[0], args[1])
-        s = _lane_pointer(context, builder, sig.args[2], args[2], args[3])
+        d = lane_pointer(context, builder, sig.args[0], args[0], args[1])
+        s = lane_pointer(context, builder, sig.args[2], args[2], args[3])
         builder.store(builder.load(s, align=1), d, align=1)
         return context.get_dummy_value()
     return types.void(dst, di, src, si), codegen
@@ -172,22 +156,22 @@ def _add_lanes(typingctx, dst, di, src, si, first):
     add): x + (-0.0) == x for every x, including x = -0.0 (+0.0 would turn -0.0 into +0.0),
     inf and NaN. A select, not a multiply by a 0/1 mask: 0 * inf would be NaN.
     """
-    if not (_is_flat_float(dst) and src == dst and isinstance(first, types.Integer)):
+    if not (is_flat_float(dst) and src == dst and isinstance(first, types.Integer)):
         return None
 
     def codegen(context, builder, sig, args):
-        d = _lane_pointer(context, builder, sig.args[0], args[0], args[1])
-        s = _lane_pointer(context, builder, sig.args[2], args[2], args[3])
+        d = lane_pointer(context, builder, sig.args[0], args[0], args[1])
+        s = lane_pointer(context, builder, sig.args[2], args[2], args[3])
         vec = d.type.pointee
         i64, i32 = ir.IntType(64), ir.IntType(32)
-        lane_ids = ir.Constant(ir.VectorType(i64, _LANES), list(range(_LANES)))
+        lane_ids = ir.Constant(ir.VectorType(i64, LANES), list(range(LANES)))
         first = context.cast(builder, args[4], sig.args[4], types.int64)
-        splat = builder.insert_element(ir.Constant(ir.VectorType(i64, _LANES), None), first,
+        splat = builder.insert_element(ir.Constant(ir.VectorType(i64, LANES), None), first,
                                        ir.Constant(i32, 0))
         splat = builder.shuffle_vector(splat, splat,
-                                       ir.Constant(ir.VectorType(i32, _LANES), [0] * _LANES))
+                                       ir.Constant(ir.VectorType(i32, LANES), [0] * LANES))
         keep = builder.icmp_signed(">=", lane_ids, splat)
-        neg_zero = ir.Constant(vec, [-0.0] * _LANES)
+        neg_zero = ir.Constant(vec, [-0.0] * LANES)
         add = builder.select(keep, builder.load(s, align=1), neg_zero)
         builder.store(builder.fadd(builder.load(d, align=1), add), d, align=1)
         return context.get_dummy_value()
@@ -205,7 +189,7 @@ def _im2col_rows_kernel(xp, kh, kw, sh, dh, OH, OW, cols):
     L = OH * OW
     xf = xp.reshape(-1)          # both arrays are C-contiguous: free views
     cf = cols.reshape(-1)
-    last = OW - _LANES           # start of the last block, which ends exactly at OW
+    last = OW - LANES           # start of the last block, which ends exactly at OW
     for c in range(C):
         for i in range(kh):
             for j in range(kw):
@@ -216,7 +200,7 @@ def _im2col_rows_kernel(xp, kh, kw, sh, dh, OH, OW, cols):
                         o = 0
                         while o < last:
                             _copy_lanes(cf, d + o, xf, s + o)
-                            o += _LANES
+                            o += LANES
                         _copy_lanes(cf, d + last, xf, s + last)
                         s += sh * Wp
                         d += OW
@@ -250,9 +234,9 @@ def _col2im_rows_kernel(cols, kh, kw, sh, dh, ph, pw, OH, OW, dx):
     NL = N * L
     cf = cols.reshape(-1)
     acc = np.empty(Hp * Wp, dx.dtype)
-    last = OW - _LANES
-    n_full = (OW - 1) // _LANES           # blocks before the last one
-    first = n_full * _LANES - last        # lanes of the last block the full blocks covered
+    last = OW - LANES
+    n_full = (OW - 1) // LANES           # blocks before the last one
+    first = n_full * LANES - last        # lanes of the last block the full blocks covered
     for c in range(C):
         for n in range(N):
             acc[:] = 0
@@ -264,7 +248,7 @@ def _col2im_rows_kernel(cols, kh, kw, sh, dh, ph, pw, OH, OW, dx):
                     s, a = s0, a0
                     for oh in range(OH):
                         for b in range(n_full):
-                            _add_lanes(acc, a + b * _LANES, cf, s + b * _LANES, 0)
+                            _add_lanes(acc, a + b * LANES, cf, s + b * LANES, 0)
                         s += OW
                         a += sh * Wp
                     s, a = s0, a0
@@ -281,7 +265,7 @@ def _col2im_rows_kernel(cols, kh, kw, sh, dh, ph, pw, OH, OW, dx):
 
 def _im2col_any(xp, kh, kw, s, d, OH, OW, cols):
     """im2col of the padded xp (n, C, Hp, Wp) into cols (C*kh*kw, n*OH*OW): fast path or not."""
-    if s[1] == 1 and d[1] == 1 and OW >= _LANES:
+    if s[1] == 1 and d[1] == 1 and OW >= LANES:
         _im2col_rows_kernel(xp, kh, kw, s[0], d[0], OH, OW, cols)
     else:
         _im2col_kernel(xp, kh, kw, s[0], s[1], d[0], d[1], OH, OW, cols)
@@ -428,6 +412,9 @@ def conv2d_forward(x, weight, bias, stride, padding, dilation, groups):
     O, Cg, kh, kw = weight.shape
     N, C, H, W, OH, OW, s, p, d = conv_geometry("conv2d_forward", x.shape, kh, kw, stride,
                                                 padding, dilation)
+    if winograd.eligible(x.shape, weight.shape, s, d, groups):
+        # 3x3, stride 1: Winograd's algorithm does the same layer with 1/4 of the multiplies
+        return winograd.conv3x3_forward(x, weight, bias, p), None
     L_img, Og, Kg = OH * OW, O // groups, Cg * kh * kw
     xp = _padded(np.ascontiguousarray(x), p)
     w3 = np.ascontiguousarray(weight).reshape(groups, Og, Kg)
@@ -468,6 +455,10 @@ def conv2d_backward(dy, x, weight, saved, stride, padding, dilation, groups,
         raise ValueError(f"{op}: the weight gradient needs the input data (or the saved "
                          f"columns from conv2d_forward), but x was given only as a shape "
                          f"{tuple(x)}")
+    if winograd.eligible(x_shape, weight.shape, s, d, groups) and not (
+            need_weight_grad and isinstance(x, (tuple, list))):
+        return winograd.conv3x3_backward(dy, x, weight, p, need_input_grad, need_weight_grad,
+                                         need_bias_grad)
     L_img, Og, Kg = OH * OW, O // groups, Cg * kh * kw
     dt = dy.dtype
     dy3 = np.ascontiguousarray(dy).reshape(N, O, L_img)
@@ -509,7 +500,7 @@ def conv2d_backward(dy, x, weight, saved, stride, padding, dilation, groups,
 
 def _col2im_into(cols, kh, kw, s, p, d, OH, OW, dx):
     """col2im of a chunk's columns into dx (n, C, H, W), a slice of the full gradient."""
-    if s[1] == 1 and d[1] == 1 and OW >= _LANES:
+    if s[1] == 1 and d[1] == 1 and OW >= LANES:
         _col2im_rows_kernel(cols, kh, kw, s[0], d[0], p[0], p[1], OH, OW, dx)
         return
     if p == (0, 0):
