@@ -170,16 +170,17 @@ def test_tiles_setting(monkeypatch):
 def test_eligible_layers():
     assert fast_wino.eligible((64, 32, 13, 13), (64, 32, 3, 3), (1, 1), (1, 1), 1)
     assert not fast_wino.eligible((64, 1, 28, 28), (32, 1, 3, 3), (1, 1), (1, 1), 1)   # C = 1
-    assert not fast_wino.eligible((8, 16, 9, 9), (16, 16, 3, 3), (2, 2), (1, 1), 1)    # stride
-    assert not fast_wino.eligible((8, 16, 9, 9), (16, 16, 3, 3), (1, 1), (2, 2), 1)    # dilation
-    assert not fast_wino.eligible((8, 16, 9, 9), (16, 8, 3, 3), (1, 1), (1, 1), 2)     # groups
-    assert not fast_wino.eligible((8, 16, 9, 9), (16, 16, 5, 5), (1, 1), (1, 1), 1)    # 5x5
+    assert not fast_wino.eligible((8, 16, 9, 9), (16, 16, 3, 3), (1, 1), (1, 1), 1)    # N = 8
+    assert not fast_wino.eligible((16, 16, 9, 9), (16, 16, 3, 3), (2, 2), (1, 1), 1)   # stride
+    assert not fast_wino.eligible((16, 16, 9, 9), (16, 16, 3, 3), (1, 1), (2, 2), 1)   # dilation
+    assert not fast_wino.eligible((16, 16, 9, 9), (16, 8, 3, 3), (1, 1), (1, 1), 2)    # groups
+    assert not fast_wino.eligible((16, 16, 9, 9), (16, 16, 5, 5), (1, 1), (1, 1), 1)   # 5x5
 
 
 def test_conv2d_dispatch_uses_winograd(monkeypatch):
     """The CPU conv2d of an eligible layer returns exactly what the Winograd kernels return
     (not im2col's differently rounded sums), and the same values as the direct method."""
-    x, w, b = _layer(8, 8, 8, 10, 10, np.float32, seed=5)
+    x, w, b = _layer(16, 8, 8, 10, 10, np.float32, seed=5)
     y, saved = fast_conv.conv2d_forward(x, w, b, (1, 1), (1, 1), (1, 1), 1)
     assert saved is None
     np.testing.assert_array_equal(y, fast_wino.conv3x3_forward(x, w, b, (1, 1)))

@@ -46,10 +46,13 @@ from ..reference.winograd import (MATRICES, filter_transform, filter_transform_a
 
 __all__ = ["eligible", "tile_size", "conv3x3_forward", "conv3x3_backward"]
 
-# Below these channel counts the a*a GEMMs are too thin for OpenBLAS to run well and the
-# transforms dominate; im2col's single GEMM is then faster (the MNIST CNN's first layer has
-# 1 input channel).
+# Below these sizes im2col's single GEMM is faster (measured fwd+bwd, one thread): with few
+# channels the a*a GEMMs are too thin for OpenBLAS and the transforms dominate (the MNIST
+# CNN's first layer has 1 input channel; at 8 -> 8 channels the two paths tie); with few
+# images the transforms' runs over the batch are too short to vectorise (12 images: 1.6x
+# slower than im2col; 1 image: 3x; 16 images: 0.9x).
 MIN_CHANNELS = 8
+MIN_BATCH = 16
 # Per chunk: the larger of V and M. A chunk's temporaries (V, M and the transposed copies)
 # add to a training step's peak memory: for the MNIST CNN step, 25.7 MiB with the whole
 # batch in one chunk, 18.6 MiB at 3 MiB (32 images), 17.2 MiB by im2col. Smaller chunks
@@ -76,9 +79,9 @@ def tile_size(OH: int, OW: int) -> int:
 
 def eligible(x_shape, weight_shape, stride, dilation, groups) -> bool:
     """True when conv2d(x, weight) is a 3x3, stride 1, undilated, ungrouped layer with enough
-    channels for the Winograd path to be the faster one."""
+    channels and images for the Winograd path to be the faster one."""
     O, C, kh, kw = weight_shape
-    return (len(TILES) > 0 and (kh, kw) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
+    return (len(TILES) > 0 and (kh, kw) == (3, 3) and x_shape[0] >= MIN_BATCH and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
             and groups == 1 and C >= MIN_CHANNELS and O >= MIN_CHANNELS)
 
 
