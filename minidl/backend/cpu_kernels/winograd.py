@@ -251,6 +251,38 @@ def _add_scaled(dst, cf, src, assign):
             dst[j] += cf * src[j]
 
 
+# --- F(4x4): one loop per output run ------------------------------------------------------
+#
+# With short runs (n = 32 images: two 16-float vectors) the loop set-up of each _add_scaled
+# call costs as much as its work, and one output takes up to 6 of them. For F(4x4) the
+# kernels below therefore add all alpha = 6 terms (or m = 4 in the output adjoint) in ONE
+# loop, zero coefficients included: 6 load streams and 1 store stream is few enough pointers
+# for LLVM to vectorise (the limit above), and the output is written once instead of read
+# and rewritten per term (measured ~2x faster than the per-term loops). A zero coefficient
+# times an inf or NaN input gives NaN where the per-term version adds nothing; it changes
+# nothing in practice: any non-finite input already reaches every output of its tile through
+# the transforms (the tile's sums mix all of its inputs).
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _sum6(dst, c, s0, s1, s2, s3, s4, s5, accumulate):
+    """dst (+)= c[0]*s0 + c[1]*s1 + ... + c[5]*s5, elementwise over equal runs."""
+    c0, c1, c2, c3, c4, c5 = c[0], c[1], c[2], c[3], c[4], c[5]
+    if accumulate:
+        for j in range(dst.shape[0]):
+            dst[j] += c0 * s0[j] + c1 * s1[j] + c2 * s2[j] + c3 * s3[j] + c4 * s4[j] + c5 * s5[j]
+    else:
+        for j in range(dst.shape[0]):
+            dst[j] = c0 * s0[j] + c1 * s1[j] + c2 * s2[j] + c3 * s3[j] + c4 * s4[j] + c5 * s5[j]
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _sum4(dst, c, s0, s1, s2, s3):
+    """dst = c[0]*s0 + c[1]*s1 + c[2]*s2 + c[3]*s3, elementwise over equal runs."""
+    c0, c1, c2, c3 = c[0], c[1], c[2], c[3]
+    for j in range(dst.shape[0]):
+        dst[j] = c0 * s0[j] + c1 * s1[j] + c2 * s2[j] + c3 * s3[j]
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _input_transform(bt, xt, m, V):
     """V[k, l, c, ty, tx, :] = (B^T d B)[k, l] for the tile d at (m*ty, m*tx) of channel c.
@@ -265,11 +297,23 @@ def _input_transform(bt, xt, m, V):
     Z3 = Z.reshape(a, L // n, n)
     for c in range(C):
         for ty in range(TH):
+            h = m * ty
+            if a == 6:
+                for k in range(a):
+                    _sum6(Z[k], bt[k], xt[c, h], xt[c, h + 1], xt[c, h + 2], xt[c, h + 3],
+                          xt[c, h + 4], xt[c, h + 5], False)
+                for k in range(a):
+                    for tx in range(TW):
+                        w = m * tx
+                        for l in range(a):
+                            _sum6(V[k, l, c, ty, tx], bt[l], Z3[k, w], Z3[k, w + 1],
+                                  Z3[k, w + 2], Z3[k, w + 3], Z3[k, w + 4], Z3[k, w + 5], False)
+                continue
             for k in range(a):
                 first = True
                 for r in range(a):
                     if bt[k, r] != 0:
-                        _add_scaled(Z[k], bt[k, r], xt[c, m * ty + r], first)
+                        _add_scaled(Z[k], bt[k, r], xt[c, h + r], first)
                         first = False
             for k in range(a):
                 for tx in range(TW):
@@ -291,12 +335,24 @@ def _input_transform_adjoint(bt, dV, m, dxt):
     """
     C, HH, L = dxt.shape
     a, TH, TW, n = dV.shape[0], dV.shape[3], dV.shape[4], dV.shape[5]
+    b = np.ascontiguousarray(bt.T)            # b[s] = column s of B^T, contiguous
     dxt[...] = 0
     dZ = np.empty((a, L), dxt.dtype)
     dZ3 = dZ.reshape(a, L // n, n)
     for c in range(C):
         for ty in range(TH):
             dZ[...] = 0
+            h = m * ty
+            if a == 6:
+                for k in range(a):
+                    for tx in range(TW):
+                        for s in range(a):
+                            _sum6(dZ3[k, m * tx + s], b[s], dV[k, 0, c, ty, tx],
+                                  dV[k, 1, c, ty, tx], dV[k, 2, c, ty, tx], dV[k, 3, c, ty, tx],
+                                  dV[k, 4, c, ty, tx], dV[k, 5, c, ty, tx], True)
+                for r in range(a):
+                    _sum6(dxt[c, h + r], b[r], dZ[0], dZ[1], dZ[2], dZ[3], dZ[4], dZ[5], True)
+                continue
             for k in range(a):
                 for tx in range(TW):
                     for s in range(a):
@@ -307,7 +363,7 @@ def _input_transform_adjoint(bt, dV, m, dxt):
             for r in range(a):
                 for k in range(a):
                     if bt[k, r] != 0:
-                        _add_scaled(dxt[c, m * ty + r], bt[k, r], dZ[k], False)
+                        _add_scaled(dxt[c, h + r], bt[k, r], dZ[k], False)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -325,6 +381,17 @@ def _output_transform(at, M, yt):
     Y4 = Y1.reshape(mm, a, TW, n)
     for o in range(O):
         for ty in range(TH):
+            if a == 6:
+                for i in range(mm):
+                    for l in range(a):
+                        _sum6(Y1[i, l], at[i], M[0, l, o, ty], M[1, l, o, ty], M[2, l, o, ty],
+                              M[3, l, o, ty], M[4, l, o, ty], M[5, l, o, ty], False)
+                for i in range(mm):
+                    for tx in range(TW):
+                        for j in range(mm):
+                            _sum6(yt[o, ty, i, tx, j], at[j], Y4[i, 0, tx], Y4[i, 1, tx],
+                                  Y4[i, 2, tx], Y4[i, 3, tx], Y4[i, 4, tx], Y4[i, 5, tx], False)
+                continue
             for i in range(mm):
                 for l in range(a):
                     first = True
@@ -350,10 +417,21 @@ def _output_transform_adjoint(at, dyt, dM):
     """
     a, O, TH, L = dM.shape[0], dM.shape[2], dM.shape[3], dM.shape[4]
     mm, TW, n = dyt.shape[2], dyt.shape[3], dyt.shape[5]
+    A = np.ascontiguousarray(at.T)            # A[l] = column l of A^T, contiguous
     E = np.empty((mm, a, L), dM.dtype)
     E4 = E.reshape(mm, a, TW, n)
     for o in range(O):
         for ty in range(TH):
+            if mm == 4:
+                for i in range(mm):
+                    for tx in range(TW):
+                        for l in range(a):
+                            _sum4(E4[i, l, tx], A[l], dyt[o, ty, i, tx, 0], dyt[o, ty, i, tx, 1],
+                                  dyt[o, ty, i, tx, 2], dyt[o, ty, i, tx, 3])
+                for k in range(a):
+                    for l in range(a):
+                        _sum4(dM[k, l, o, ty], A[k], E[0, l], E[1, l], E[2, l], E[3, l])
+                continue
             for i in range(mm):
                 for tx in range(TW):
                     for l in range(a):
