@@ -41,7 +41,7 @@ class Tensor:
     grad = None          # accumulated gradient
     _base = None         # the tensor whose memory this view shares
     _hooks = None        # gradient hooks of a leaf
-    _accum = None        # this leaf's AccumulateGrad node, made on first use
+    _accum = None        # this leaf's graph edge (AccumulateGrad node, 0), made on first use
     _retains_grad = False
 
     __array_priority__ = 1000  # numpy scalars/arrays on the left defer to our operators
@@ -66,21 +66,8 @@ class Tensor:
         if requires_grad:
             self.requires_grad = True
 
-    @staticmethod
-    def _wrap(array, be, grad_fn, out_nr):
-        """Make a Tensor around an existing backend array without copying (the fast path).
-
-        A staticmethod, not a classmethod: it always makes a plain Tensor, and skipping the
-        bound-method object matters here (backward makes one of these per gradient)."""
-        t = _new_object(Tensor)
-        t._data = array
-        t._be = be
-        t.grad_fn = grad_fn
-        t._requires_grad = grad_fn is not None
-        t._version = [0]
-        if out_nr:
-            t._out_nr = out_nr
-        return t
+    # Tensor._wrap(array, be, grad_fn, out_nr): a Tensor around an existing array (no copy);
+    # the module-level `_wrap` below, also reachable from the class.
 
     # ---- basic facts ----------------------------------------------------------------------
     @property
@@ -150,10 +137,15 @@ class Tensor:
 
     def _accumulator(self) -> AccumulateGrad:
         """This leaf's AccumulateGrad node, shared by every op that uses the leaf."""
-        node = self._accum
-        if node is None:
-            node = self._accum = AccumulateGrad(self)
-        return node
+        return (self._accum or self._leaf_edge())[0]
+
+    def _leaf_edge(self):
+        """The graph edge into this leaf, `(its AccumulateGrad node, output 0)`: made once and
+        kept, so the ops using a leaf (a parameter, every step) all record the same tuple."""
+        edge = self._accum
+        if edge is None:
+            edge = self._accum = (AccumulateGrad(self), 0)
+        return edge
 
     def retain_grad(self) -> None:
         """Keep `.grad` on a non-leaf after backward (leaves always keep theirs)."""
@@ -202,7 +194,7 @@ class Tensor:
             seed = self._be.xp.array(1, dtype=data.dtype)  # a quarter of ones_like's cost
             if data.ndim:
                 seed = seed.reshape(data.shape)
-            seed = Tensor._wrap(seed, self._be, None, 0)
+            seed = _wrap(seed, self._be, None, 0)
             _run_backward([self], [seed], create_graph if retain_graph is None else retain_graph,
                           create_graph)
             return
@@ -363,6 +355,26 @@ class Tensor:
         return self.to(dtype)
 
 
+def _wrap(array, be, grad_fn, out_nr):
+    """Make a Tensor around an existing backend array without copying (the fast path).
+
+    It always makes a plain Tensor. It is also `Tensor._wrap`; the hottest callers (the
+    backward walk, first-order backward formulas: one call per gradient) use this module-level
+    name, which skips the staticmethod lookup a call through the class costs."""
+    t = _new_object(Tensor)
+    t._data = array
+    t._be = be
+    t.grad_fn = grad_fn
+    t._requires_grad = grad_fn is not None
+    t._version = [0]
+    if out_nr:
+        t._out_nr = out_nr
+    return t
+
+
+Tensor._wrap = staticmethod(_wrap)
+
+
 def _rebuild_tensor(cls, host_array, device_name, requires_grad):
     be = get_backend(device_name)
     t = cls.__new__(cls)
@@ -440,3 +452,4 @@ def _unwrap_nested(data):
 
 
 _function._Tensor = Tensor
+_function._wrap = _wrap

@@ -26,7 +26,7 @@ def _owned(grad, be):
     a = grad._data
     if a.flags.c_contiguous and (a.base is None or _sole_view(a)):
         return grad
-    return _fn._Tensor._wrap(a.copy(), be, None, 0)  # copy() is C-contiguous and keeps 0-d shapes
+    return _fn._wrap(a.copy(), be, None, 0)  # copy() is C-contiguous and keeps 0-d shapes
 
 
 def _sole_view(a) -> bool:
@@ -64,10 +64,13 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
     that receive nothing are never visited. Leaves (AccumulateGrad) are finished at the end,
     in the order their first gradient arrived.
     """
+    # The loops below pair two sequences by index rather than with zip(): on CPython 3.11 a
+    # zip() costs more than a short loop's whole body (these loops run once or twice per node).
     buffers = {}   # node -> [gradient per output], summed as they arrive
     heap = []      # (-seq, node) of the op nodes holding gradients
     leaves = []    # AccumulateGrad nodes holding gradients
-    for t, g in zip(roots, root_grads):
+    for k, t in enumerate(roots):
+        g = root_grads[k]
         node = t.grad_fn if t.grad_fn is not None else t._accumulator()
         slots = buffers.get(node)
         if slots is None:
@@ -92,26 +95,33 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
                 in_grads = type(node).backward(node, grads[0])
                 if type(in_grads) is not tuple:
                     in_grads = (in_grads,)
-            for edge, g in zip(node.next_edges, in_grads):
+            edges = node.next_edges
+            if len(in_grads) < len(edges):
+                _raise_too_few_gradients(node, in_grads)
+            k = 0
+            for edge in edges:  # in_grads[k] goes along edge k (extra gradients are ignored)
+                g = in_grads[k]
+                k += 1
                 if edge is None or g is None:
                     continue
                 target, nr = edge
                 slots = buffers.get(target)
                 if slots is None:
+                    if target.is_leaf_node:  # one output; finished after the walk
+                        buffers[target] = [g]
+                        leaves.append(target)
+                        continue
                     n_out = target._n_out
                     if n_out == 1:
                         buffers[target] = [g]
                     else:
                         slots = buffers[target] = [None] * n_out
                         slots[nr] = g
-                    if target.is_leaf_node:
-                        leaves.append(target)
-                    else:
-                        heappush(heap, (-target.seq, target))
+                    heappush(heap, (-target.seq, target))
                     continue
                 slots[nr] = g if slots[nr] is None else slots[nr] + g
             if not retain_graph:  # Function.release, inlined: this runs for every node
-                n_out = node._n_out
+                n_out = len(grads)      # one buffer slot per output: node._n_out
                 node.__dict__.clear()   # the saved tensors and arrays go here
                 node._freed = True
                 if n_out != 1:
@@ -159,16 +169,18 @@ def _call_backward(node, grads, create_graph, capture):
     if len(grads) > 1 and any(g is None for g in grads):
         # a multi-output op whose outputs were not all used: give it zeros, not None
         be = node._be
-        grads = [g if g is not None else _fn._Tensor._wrap(be.xp.zeros(shape, dtype), be, None, 0)
+        grads = [g if g is not None else _fn._wrap(be.xp.zeros(shape, dtype), be, None, 0)
                  for g, (shape, dtype) in zip(grads, node._out_meta)]
     out = type(node).backward(node, *grads)
     if type(out) is not tuple:
         out = (out,)
-    n_in = len(node.next_edges)
-    if len(out) < n_in:
-        raise RuntimeError(f"{node.name()} returned {len(out)} gradients but its forward took "
-                           f"{n_in} arguments (return None for non-differentiable ones)")
     return out
+
+
+def _raise_too_few_gradients(node, in_grads):
+    raise RuntimeError(f"{node.name()} returned {len(in_grads)} gradients but its forward took "
+                       f"{len(node.next_edges)} arguments (return None for non-differentiable "
+                       "ones)")
 
 
 def _finish_leaf(node, grad, capture, accumulate, create_graph, given_to_leaves):
@@ -184,30 +196,40 @@ def _finish_leaf(node, grad, capture, accumulate, create_graph, given_to_leaves)
         capture[(node, 0)] = grad
     if not accumulate:
         return
-    if grad._data.shape != t._data.shape:
-        raise RuntimeError(f"internal error: gradient of shape {grad._data.shape} for a leaf of "
+    data = grad._data
+    if data.shape != t._data.shape:
+        raise RuntimeError(f"internal error: gradient of shape {data.shape} for a leaf of "
                            f"shape {t._data.shape}")
-    if t.grad is None:
+    old = t.grad
+    if old is None:
         if not create_graph:
-            if id(grad._data) in given_to_leaves:
-                grad = _fn._Tensor._wrap(grad._data.copy(), t._be, None, 0)
+            if id(data) in given_to_leaves:
+                grad = _fn._wrap(data.copy(), t._be, None, 0)
             grad = _owned(grad, t._be)
             given_to_leaves.add(id(grad._data))
             grad = grad.detach() if grad.grad_fn is not None else grad
         t.grad = grad
     elif create_graph:
         # recorded, so the accumulated gradient stays differentiable
-        t.grad = t.grad + grad
-    else:
-        old = t.grad
+        t.grad = old + grad
+    elif _REFCOUNTS and _getrefcount(old) <= 3 and old.grad_fn is None:
+        # Nothing but the leaf holds its .grad (here: t's link, our name, the argument), so
+        # the sum can go into that Tensor, as PyTorch accumulates in place
         a = old._data
-        if (a.size >= _IN_PLACE_MIN_SIZE and _REFCOUNTS and _getrefcount(old) <= 3
-                and _getrefcount(a) <= 3 and old.grad_fn is None and a.base is None
-                and a.dtype == grad._data.dtype):
-            # Nothing but the leaf holds its .grad (here: t's link, our name, the argument):
-            # add in place, as PyTorch does, instead of allocating another gradient-sized
-            # array (gradient accumulation over micro-batches then needs no extra memory)
-            a += grad._data
+        if (a.size >= _IN_PLACE_MIN_SIZE and _getrefcount(a) <= 3 and a.base is None
+                and a.dtype == data.dtype):
+            # a large gradient whose array nobody else holds either: add in place instead of
+            # allocating another gradient-sized array (gradient accumulation over
+            # micro-batches then needs no extra memory)
+            a += data
             old._version[0] += 1
-        else:  # someone kept a reference to the old .grad: leave it as it was
-            t.grad = _fn._Tensor._wrap(a + grad._data, t._be, None, 0)
+        elif not old._requires_grad and _getrefcount(old._version) <= 2:
+            # smaller ones (NumPy's in-place add costs more than a new array there): the new
+            # array goes into the same Tensor, which saves making a Tensor per leaf per
+            # backward. Its version counter is its own (no view or detached alias shares it)
+            # and its old array is left as it was, so no one can tell this from a new Tensor.
+            old._data = a + data
+        else:
+            t.grad = _fn._wrap(a + data, t._be, None, 0)
+    else:  # someone kept a reference to the old .grad: leave it as it was
+        t.grad = _fn._wrap(old._data + data, t._be, None, 0)

@@ -108,7 +108,11 @@ class Function:
         if saved is None:
             self._raise_if_freed()
             return ()
-        for t, stamp in zip(saved, self._saved_versions):
+        stamps = self._saved_versions
+        k = 0
+        for t in saved:  # (paired by index: zip() would cost more than this loop)
+            stamp = stamps[k]
+            k += 1
             # a saved tensor's _version list is shared with its views, so it sees their
             # in-place changes too
             if stamp is not None and t._version[0] != stamp:
@@ -236,94 +240,103 @@ class Function:
                 ctx._out_version = (t._version, t._version[0])
         return tuple(outs)
 
-    @classmethod
-    def apply1(cls, x, *consts):
-        """`apply` for one Tensor argument (plus non-tensor constants such as dims or a shape)
-        and one float output — unary math, activations, reductions, reshapes: the same
-        protocol, minus the generic argument handling."""
-        out = _new_tensor(_Tensor)
-        be = out._be = x._be
-        if x._requires_grad and _state[0]:
+    # apply1 and apply2 (below the class): the same protocol for the two most common argument
+    # shapes, bound to the class as classmethods, `Exp.apply1(x)` and `Add.apply2(a, b)`.
+
+
+# apply1 and apply2 are plain functions first: the hottest op wrappers call them as
+# `apply2(Add, a, b)`, because calling a classmethod makes a bound-method object every time
+# (a few percent of a small op's cost on CPython 3.11).
+def apply1(cls, x, *consts):
+    """`apply` for one Tensor argument (plus non-tensor constants such as dims or a shape) and
+    one float output — unary math, activations, reductions, reshapes: the same protocol, minus
+    the generic argument handling."""
+    out = _new_tensor(_Tensor)
+    be = out._be = x._be
+    if x._requires_grad and _state[0]:
+        ctx = cls()
+        ctx._be = be
+        ctx.inputs = (x,) + consts if consts else (x,)
+        ctx.needs_input_grad = _ONE_NEEDED
+        out._data = cls.forward(ctx, x._data, *consts)
+        ctx.inputs = None
+        fn = x.grad_fn
+        ctx.next_edges = ((fn, x._out_nr) if fn is not None else (x._accum or x._leaf_edge()),)
+        ctx.seq = _next_seq()
+        out.grad_fn = ctx
+        out._requires_grad = True
+        out._version = v = [0]
+        if ctx._saved_out is not None:
+            ctx._out_version = (v, 0)
+    else:
+        op = cls.array_op
+        if op is not None:
+            out._data = op(x._data, *consts)  # nothing to record: no node at all
+        else:
             ctx = cls()
             ctx._be = be
             ctx.inputs = (x,) + consts if consts else (x,)
-            ctx.needs_input_grad = _ONE_NEEDED
+            ctx.needs_input_grad = _NOTHING_NEEDED[1 + len(consts)]
             out._data = cls.forward(ctx, x._data, *consts)
-            ctx.inputs = None
-            fn = x.grad_fn
-            ctx.next_edges = ((fn, x._out_nr) if fn is not None else (x._accum or x._accumulator(), 0),)
-            ctx.seq = _next_seq()
-            out.grad_fn = ctx
-            out._requires_grad = True
-            out._version = v = [0]
-            if ctx._saved_out is not None:
-                ctx._out_version = (v, 0)
-        else:
-            op = cls.array_op
-            if op is not None:
-                out._data = op(x._data, *consts)  # nothing to record: no node at all
-            else:
-                ctx = cls()
-                ctx._be = be
-                ctx.inputs = (x,) + consts if consts else (x,)
-                ctx.needs_input_grad = _NOTHING_NEEDED[1 + len(consts)]
-                out._data = cls.forward(ctx, x._data, *consts)
-            out.grad_fn = None
-            out._requires_grad = False
-            out._version = [0]
-        if cls.is_view:
-            _share_version(x, (out,))
-        return out
-
-    @classmethod
-    def apply2(cls, a, b):
-        """`apply` for exactly two Tensors on one device with one float output: the hot path
-        of the arithmetic operators (`x + y` runs millions of times in a training run)."""
-        be = a._be
-        if b._be is not be:
-            _raise_device_mismatch(cls, (a, b))
-        out = _new_tensor(_Tensor)
-        out._be = be
+        out.grad_fn = None
+        out._requires_grad = False
         out._version = [0]
-        ra = a._requires_grad
-        rb = b._requires_grad
-        if (ra or rb) and _state[0]:
+    if cls.is_view:
+        _share_version(x, (out,))
+    return out
+
+
+def apply2(cls, a, b):
+    """`apply` for exactly two Tensors on one device with one float output: the hot path of the
+    arithmetic operators (`x + y` runs millions of times in a training run)."""
+    be = a._be
+    if b._be is not be:
+        _raise_device_mismatch(cls, (a, b))
+    out = _new_tensor(_Tensor)
+    out._be = be
+    out._version = [0]
+    ra = a._requires_grad
+    rb = b._requires_grad
+    if (ra or rb) and _state[0]:
+        ctx = cls()
+        ctx._be = be
+        ctx.inputs = (a, b)
+        ctx.needs_input_grad = (ra, rb)
+        out._data = cls.forward(ctx, a._data, b._data)
+        ctx.inputs = None
+        if ra:
+            fn = a.grad_fn
+            ea = (fn, a._out_nr) if fn is not None else (a._accum or a._leaf_edge())
+        else:
+            ea = None
+        if rb:
+            fn = b.grad_fn
+            eb = (fn, b._out_nr) if fn is not None else (b._accum or b._leaf_edge())
+        else:
+            eb = None
+        ctx.next_edges = (ea, eb)
+        ctx.seq = _next_seq()
+        out.grad_fn = ctx
+        out._requires_grad = True
+        if ctx._saved_out is not None:
+            ctx._out_version = (out._version, 0)
+    else:
+        op = cls.array_op
+        if op is not None:
+            out._data = op(a._data, b._data)  # nothing to record: no node at all
+        else:
             ctx = cls()
             ctx._be = be
             ctx.inputs = (a, b)
-            ctx.needs_input_grad = (ra, rb)
+            ctx.needs_input_grad = _NO_TWO
             out._data = cls.forward(ctx, a._data, b._data)
-            ctx.inputs = None
-            if ra:
-                fn = a.grad_fn
-                ea = (fn, a._out_nr) if fn is not None else (a._accum or a._accumulator(), 0)
-            else:
-                ea = None
-            if rb:
-                fn = b.grad_fn
-                eb = (fn, b._out_nr) if fn is not None else (b._accum or b._accumulator(), 0)
-            else:
-                eb = None
-            ctx.next_edges = (ea, eb)
-            ctx.seq = _next_seq()
-            out.grad_fn = ctx
-            out._requires_grad = True
-            if ctx._saved_out is not None:
-                ctx._out_version = (out._version, 0)
-        else:
-            op = cls.array_op
-            if op is not None:
-                out._data = op(a._data, b._data)  # nothing to record: no node at all
-            else:
-                ctx = cls()
-                ctx._be = be
-                ctx.inputs = (a, b)
-                ctx.needs_input_grad = _NO_TWO
-                out._data = cls.forward(ctx, a._data, b._data)
-            out.grad_fn = None
-            out._requires_grad = False
-        return out
+        out.grad_fn = None
+        out._requires_grad = False
+    return out
 
+
+Function.apply1 = classmethod(apply1)
+Function.apply2 = classmethod(apply2)
 
 _ONE_NEEDED = (True,) + (False,) * 8  # one tensor, then constants
 
@@ -334,10 +347,10 @@ _NO_TWO = (False, False)
 def _edges(args, needs):
     """Where each input's gradient goes: its producer's node, or its AccumulateGrad if a leaf."""
     edges = []
-    for a, need in zip(args, needs):
-        if need:
+    for k, a in enumerate(args):
+        if needs[k]:
             fn = a.grad_fn
-            edges.append((fn, a._out_nr) if fn is not None else (a._accum or a._accumulator(), 0))
+            edges.append((fn, a._out_nr) if fn is not None else (a._accum or a._leaf_edge()))
         else:
             edges.append(None)
     return edges

@@ -9,8 +9,9 @@ from __future__ import annotations
 import operator
 
 from .. import dtypes as _dt
-from ..autograd.function import Function
+from ..autograd.function import Function, apply2
 from ..autograd.grad_mode import _state
+from ..tensor import _wrap
 from ._util import Tensor, binary_operands, sum_to_shape, promote_for_scalar, check_float
 
 
@@ -19,15 +20,13 @@ def _shape(x):
 
 
 # ---- arithmetic ----------------------------------------------------------------------------
+# Add, Sub and Mul keep the operand shapes for backward only when broadcasting happened: then
+# a gradient must be summed back to its input's shape. Same-shape operands (the common case)
+# store nothing, and backward passes the gradient straight through (`ctx.shapes` stays None).
+# Their forwards make the check inline (direct .shape reads; a function call would cost as
+# much as the check) and call this helper only when an operand is a Python number (x + 2.0).
 def _remember_shapes_if_broadcast(ctx, a, b) -> None:
-    """Keep the operand shapes for backward only when broadcasting happened: then a gradient
-    must be summed back to its input's shape. Same-shape operands (the common case) store
-    nothing, and backward passes the gradient straight through (`ctx.shapes` stays None)."""
-    try:  # direct .shape reads: half the cost of getattr with a default
-        sa = a.shape
-        sb = b.shape
-    except AttributeError:  # a Python number operand (x + 2.0)
-        sa, sb = getattr(a, "shape", ()), getattr(b, "shape", ())
+    sa, sb = getattr(a, "shape", ()), getattr(b, "shape", ())
     if sa != sb:
         ctx.shapes = (sa, sb)
 
@@ -38,7 +37,11 @@ class Add(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        _remember_shapes_if_broadcast(ctx, a, b)
+        try:
+            if a.shape != b.shape:
+                ctx.shapes = (a.shape, b.shape)
+        except AttributeError:
+            _remember_shapes_if_broadcast(ctx, a, b)
         return a + b
 
     @staticmethod
@@ -57,7 +60,11 @@ class Sub(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        _remember_shapes_if_broadcast(ctx, a, b)
+        try:
+            if a.shape != b.shape:
+                ctx.shapes = (a.shape, b.shape)
+        except AttributeError:
+            _remember_shapes_if_broadcast(ctx, a, b)
         return a - b
 
     @staticmethod
@@ -80,7 +87,11 @@ class Mul(Function):
         # keep only what the gradient formulas will read: d(ab)/da = b, d(ab)/db = a
         if na or nb:
             ctx.save_for_backward(ctx.inputs[1] if na else None, ctx.inputs[0] if nb else None)
-        _remember_shapes_if_broadcast(ctx, a, b)
+        try:
+            if a.shape != b.shape:
+                ctx.shapes = (a.shape, b.shape)
+        except AttributeError:
+            _remember_shapes_if_broadcast(ctx, a, b)
         return a * b
 
     @staticmethod
@@ -93,8 +104,8 @@ class Mul(Function):
             gb = grad * a if nb else None
         else:  # first order: the products on the arrays directly (an operand may be a number)
             g, be = grad._data, ctx._be
-            ga = Tensor._wrap(g * getattr(b, "_data", b), be, None, 0) if na else None
-            gb = Tensor._wrap(g * getattr(a, "_data", a), be, None, 0) if nb else None
+            ga = _wrap(g * getattr(b, "_data", b), be, None, 0) if na else None
+            gb = _wrap(g * getattr(a, "_data", a), be, None, 0) if nb else None
         if shapes is not None:  # an operand was broadcast: sum its gradient back to its shape
             sa, sb = shapes
             ga = sum_to_shape(ga, sa) if na else None
@@ -178,7 +189,7 @@ class Neg(Function):
 
 def add(a, b, alpha=1):
     if type(a) is Tensor and type(b) is Tensor and a._data.dtype is b._data.dtype and alpha == 1:
-        return Add.apply2(a, b)  # the common case, kept as short as possible
+        return apply2(Add, a, b)  # the common case, kept as short as possible
     if alpha != 1:
         b = mul(b, alpha)
     a, b = binary_operands(a, b)
@@ -189,7 +200,7 @@ def add(a, b, alpha=1):
 
 def sub(a, b, alpha=1):
     if type(a) is Tensor and type(b) is Tensor and a._data.dtype is b._data.dtype and alpha == 1:
-        return Sub.apply2(a, b)
+        return apply2(Sub, a, b)
     if alpha != 1:
         b = mul(b, alpha)
     a, b = binary_operands(a, b)
@@ -200,7 +211,7 @@ def sub(a, b, alpha=1):
 
 def mul(a, b):
     if type(a) is Tensor and type(b) is Tensor and a._data.dtype is b._data.dtype:
-        return Mul.apply2(a, b)
+        return apply2(Mul, a, b)
     a, b = binary_operands(a, b)
     if not isinstance(a, Tensor):
         a, b = b, a
@@ -211,7 +222,7 @@ def div(a, b, rounding_mode=None):
     """True division (integers give the default float), or 'floor'/'trunc' division."""
     if (rounding_mode is None and type(a) is Tensor and type(b) is Tensor
             and a._data.dtype is b._data.dtype and a._data.dtype.kind == "f"):
-        return Div.apply2(a, b)
+        return apply2(Div, a, b)
     a, b = binary_operands(a, b)
     if rounding_mode is not None:
         return _rounded_div(a, b, rounding_mode)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import collections
 import math
 
-from ..autograd.function import Function
+from ..autograd.function import Function, apply1
 from ..autograd.grad_mode import _state
+from ..tensor import _wrap
 from ._util import Tensor, canonical_dims, canonical_dim
 from .shape import expand, reshape
 
@@ -26,13 +27,13 @@ def _expand_back(grad: Tensor, in_shape, dims, keepdim: bool) -> Tensor:
         # first-order backward: the same reshape / broadcast view on the array, without the
         # graph bookkeeping of the reshape and expand ops (the tail of every loss.sum())
         if g.size == n:
-            return Tensor._wrap(g.reshape(in_shape), grad._be, None, 0)
+            return _wrap(g.reshape(in_shape), grad._be, None, 0)
         if not keepdim:
             kept = list(in_shape)
             for d in dims:
                 kept[d] = 1
             g = g.reshape(kept)
-        return Tensor._wrap(grad._be.xp.broadcast_to(g, in_shape), grad._be, None, 0)
+        return _wrap(grad._be.xp.broadcast_to(g, in_shape), grad._be, None, 0)
     if g.size == n:
         return reshape(grad, in_shape)  # only size-1 dims were reduced: a reshape does it
     if not keepdim and len(dims) == len(in_shape):
@@ -80,7 +81,7 @@ def sum(x, dim=None, keepdim: bool = False, dtype=None):
     dims = _ALL_DIMS[data.ndim] if dim is None else canonical_dims(dim, data.ndim)
     if data.dtype.kind in "biu":
         return Tensor._wrap(data.sum(axis=dims, keepdims=keepdim, dtype="int64"), x._be, None, 0)
-    return Sum.apply1(x, dims, keepdim)
+    return apply1(Sum, x, dims, keepdim)
 
 
 class Mean(Function):
@@ -109,7 +110,7 @@ def mean(x, dim=None, keepdim: bool = False, dtype=None):
         raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be floating "
                            f"point, but got {x.dtype}; use x.float().mean()")
     dims = _ALL_DIMS[data.ndim] if dim is None else canonical_dims(dim, data.ndim)
-    return Mean.apply1(x, dims, keepdim)
+    return apply1(Mean, x, dims, keepdim)
 
 
 class SumToSize(Function):

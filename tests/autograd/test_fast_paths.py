@@ -163,3 +163,66 @@ def test_large_unshared_gradient_accumulates_in_place():
     (x * 3).sum().backward()
     assert id(x.grad._data) == buffer_id                      # no second gradient-sized array
     np.testing.assert_allclose(x.grad.numpy(), np.full(5000, 5.0))
+
+
+def test_small_unshared_gradient_keeps_its_tensor():
+    x = minidl.randn(3, requires_grad=True)
+    (x * 2).sum().backward()
+    grad_id, data = id(x.grad), x.grad._data
+    (x * 3).sum().backward()
+    assert id(x.grad) == grad_id                              # the same .grad Tensor ...
+    assert x.grad._data is not data                           # ... holding a new array
+    np.testing.assert_array_equal(data, np.full(3, 2.0))      # the old array is untouched
+    np.testing.assert_allclose(x.grad.numpy(), np.full(3, 5.0))
+
+
+@pytest.mark.parametrize("alias", ["view", "detach", "array", "requires_grad"])
+def test_gradient_seen_elsewhere_is_never_reused(alias):
+    x = minidl.randn(3, requires_grad=True)
+    (x * 2).sum().backward()
+    old = x.grad
+    seen = None
+    if alias == "view":
+        seen = old.view(3)          # holds old as its base
+    elif alias == "detach":
+        seen = old.detach()         # shares old's version counter, not the Tensor
+    elif alias == "array":
+        seen = old._data            # the array, not the Tensor
+    else:
+        old.requires_grad_()        # the user made the gradient a leaf of its own
+    old_id = id(old)
+    del old
+    (x * 3).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.full(3, 5.0))
+    if alias == "array":
+        np.testing.assert_array_equal(seen, np.full(3, 2.0))
+    elif alias != "requires_grad":
+        np.testing.assert_array_equal(seen.numpy(), np.full(3, 2.0))
+        assert seen._version[0] == 0
+    if alias != "array":
+        assert id(x.grad) != old_id and not x.grad.requires_grad
+
+
+def test_leaf_edge_is_made_once():
+    x = minidl.randn(3, requires_grad=True)
+    y, z = x * 2, x + 1
+    assert y.grad_fn.next_edges[0] is z.grad_fn.next_edges[0]  # one (AccumulateGrad, 0) tuple
+    assert y.grad_fn.next_edges[0][0] is x._accumulator()
+
+
+def test_backward_returning_too_few_gradients_raises_clearly():
+    class Short(minidl.autograd.Function):
+        @staticmethod
+        def forward(ctx, a, b):
+            return a + b
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad                                       # one gradient for two inputs
+
+    a = minidl.randn(2, requires_grad=True)
+    b = minidl.randn(2, requires_grad=True)
+    for create_graph in (False, True):
+        with pytest.raises(RuntimeError, match="ShortBackward returned 1 gradients but its "
+                                               "forward took 2 arguments"):
+            Short.apply(a, b).sum().backward(create_graph=create_graph)
