@@ -64,13 +64,16 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
     that receive nothing are never visited. Leaves (AccumulateGrad) are finished at the end,
     in the order their first gradient arrived.
     """
-    # The loops below pair two sequences by index rather than with zip(): on CPython 3.11 a
-    # zip() costs more than a short loop's whole body (these loops run once or twice per node).
+    # The loops below pair two sequences by index rather than with zip() or enumerate(): on
+    # CPython 3.11 making either object costs more than a short loop's whole body, and these
+    # loops run for every node.
     buffers = {}   # node -> [gradient per output], summed as they arrive
     heap = []      # (-seq, node) of the op nodes holding gradients
     leaves = []    # AccumulateGrad nodes holding gradients
-    for k, t in enumerate(roots):
+    k = 0
+    for t in roots:
         g = root_grads[k]
+        k += 1
         node = t.grad_fn if t.grad_fn is not None else t._accumulator()
         slots = buffers.get(node)
         if slots is None:
@@ -95,12 +98,12 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool,
                 in_grads = type(node).backward(node, grads[0])
                 if type(in_grads) is not tuple:
                     in_grads = (in_grads,)
-            edges = node.next_edges
-            if len(in_grads) < len(edges):
-                _raise_too_few_gradients(node, in_grads)
             k = 0
-            for edge in edges:  # in_grads[k] goes along edge k (extra gradients are ignored)
-                g = in_grads[k]
+            for edge in node.next_edges:  # in_grads[k] goes along edge k (extras are ignored)
+                try:
+                    g = in_grads[k]
+                except IndexError:
+                    raise _too_few_gradients(node, in_grads) from None
                 k += 1
                 if edge is None or g is None:
                     continue
@@ -177,10 +180,10 @@ def _call_backward(node, grads, create_graph, capture):
     return out
 
 
-def _raise_too_few_gradients(node, in_grads):
-    raise RuntimeError(f"{node.name()} returned {len(in_grads)} gradients but its forward took "
-                       f"{len(node.next_edges)} arguments (return None for non-differentiable "
-                       "ones)")
+def _too_few_gradients(node, in_grads) -> RuntimeError:
+    return RuntimeError(f"{node.name()} returned {len(in_grads)} gradients but its forward took "
+                        f"{len(node.next_edges)} arguments (return None for non-differentiable "
+                        "ones)")
 
 
 def _finish_leaf(node, grad, capture, accumulate, create_graph, given_to_leaves):
