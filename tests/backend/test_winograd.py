@@ -218,3 +218,20 @@ def test_conv2d_layer_against_torch():
                          (conv.weight.grad, tconv.weight.grad), (conv.bias.grad, tconv.bias.grad)]:
         ours, theirs = ours.numpy(), theirs.numpy()
         assert np.abs(ours - theirs).max() <= 3e-5 * np.abs(theirs).max()
+
+
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_filter_transforms_match_reference(m, dtype):
+    rng = np.random.default_rng(7)
+    w = rng.standard_normal((5, 7, 3, 3)).astype(dtype)
+    dU = rng.standard_normal(((m + 2) ** 2, 5, 7)).astype(dtype)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    U = fast_wino.filter_transform(w, m)
+    assert U.dtype == dtype
+    np.testing.assert_allclose(U, ref_wino.filter_transform(w, m), rtol=tol, atol=tol)
+    dW = fast_wino.filter_transform_adjoint(dU, m)
+    assert dW.dtype == dtype
+    np.testing.assert_allclose(dW, ref_wino.filter_transform_adjoint(dU, m), rtol=tol, atol=tol)
+    # adjointness: <U(w), dU> == <w, U^T(dU)>
+    np.testing.assert_allclose(np.vdot(U, dU), np.vdot(w, dW), rtol=1e-4 if tol > 1e-6 else 1e-10)

@@ -41,8 +41,7 @@ from numba import types
 from numba.extending import intrinsic
 
 from ._lanes import is_flat_float, lane_pointer
-from ..reference.winograd import (MATRICES, filter_transform, filter_transform_adjoint,
-                                  tile_counts)
+from ..reference.winograd import MATRICES, tile_counts
 
 __all__ = ["eligible", "tile_size", "conv3x3_forward", "conv3x3_backward"]
 
@@ -469,6 +468,88 @@ def _channel_sums(dy, out):
 
 
 # ---------------------------------------------------------------------------------------
+# the filter transform (once per call: small, but NumPy's tensordot route took ~0.1 ms)
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _filter_transform(g, w, U):
+    """U[a*k + l, o, :] = sum_ij G[k, i] w[o, :, i, j] G[l, j], over runs of the C channels.
+
+    w (O, C, 3, 3) is read one filter bank o at a time into wt (3, 3, C), channel last, so
+    both products are loops over C contiguous floats.
+    """
+    O, C = w.shape[0], w.shape[1]
+    a = g.shape[0]
+    wt = np.empty((3, 3, C), w.dtype)
+    T = np.empty((a, 3, C), w.dtype)           # T[k, j] = sum_i G[k, i] wt[i, j]
+    for o in range(O):
+        for c in range(C):
+            for i in range(3):
+                for j in range(3):
+                    wt[i, j, c] = w[o, c, i, j]
+        for k in range(a):
+            g0, g1, g2 = g[k, 0], g[k, 1], g[k, 2]
+            for j in range(3):
+                t, w0, w1, w2 = T[k, j], wt[0, j], wt[1, j], wt[2, j]
+                for c in range(C):
+                    t[c] = g0 * w0[c] + g1 * w1[c] + g2 * w2[c]
+        for k in range(a):
+            t0, t1, t2 = T[k, 0], T[k, 1], T[k, 2]
+            for l in range(a):
+                h0, h1, h2 = g[l, 0], g[l, 1], g[l, 2]
+                u = U[a * k + l, o]
+                for c in range(C):
+                    u[c] = h0 * t0[c] + h1 * t1[c] + h2 * t2[c]
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _filter_transform_adjoint(g, dU, dW):
+    """dW[o, :, i, j] = sum_kl G[k, i] dU[a*k + l, o, :] G[l, j] (the adjoint of the above)."""
+    O, C = dW.shape[0], dW.shape[1]
+    a = g.shape[0]
+    S = np.empty((3, a, C), dU.dtype)          # S[i, l] = sum_k G[k, i] dU[a*k + l, o]
+    R = np.empty((3, 3, C), dU.dtype)          # R[i, j] = sum_l S[i, l] G[l, j]
+    for o in range(O):
+        for i in range(3):
+            for l in range(a):
+                s = S[i, l]
+                s[:] = 0
+                for k in range(a):
+                    gk = g[k, i]
+                    if gk != 0:
+                        d = dU[a * k + l, o]
+                        for c in range(C):
+                            s[c] += gk * d[c]
+            for j in range(3):
+                r = R[i, j]
+                r[:] = 0
+                for l in range(a):
+                    gl = g[l, j]
+                    if gl != 0:
+                        s = S[i, l]
+                        for c in range(C):
+                            r[c] += gl * s[c]
+        for c in range(C):
+            for i in range(3):
+                for j in range(3):
+                    dW[o, c, i, j] = R[i, j, c]
+
+
+def filter_transform(weight, m):
+    """U (a*a, O, C) of weight (O, C, 3, 3), as reference.winograd.filter_transform."""
+    O, C = weight.shape[:2]
+    U = np.empty(((m + 2) ** 2, O, C), weight.dtype)
+    _filter_transform(np.asarray(MATRICES[m][1], weight.dtype), np.ascontiguousarray(weight), U)
+    return U
+
+
+def filter_transform_adjoint(dU, m):
+    """dW (O, C, 3, 3) of dU (a*a, O, C), as reference.winograd.filter_transform_adjoint."""
+    dW = np.empty((dU.shape[1], dU.shape[2], 3, 3), dU.dtype)
+    _filter_transform_adjoint(np.asarray(MATRICES[m][1], dU.dtype), np.ascontiguousarray(dU), dW)
+    return dW
+
+
+# ---------------------------------------------------------------------------------------
 # the layer
 
 def _plan(x_shape, O, padding, m):
@@ -591,5 +672,5 @@ def conv3x3_backward(dy, x, weight, padding, need_input_grad, need_weight_grad,
             chunk.input_transform_adjoint(dV, padding, dx[n0:n0 + n])
             del dV
         dM = None
-    dweight = filter_transform_adjoint(dU, m).astype(dt, copy=False) if need_weight_grad else None
+    dweight = filter_transform_adjoint(dU, m) if need_weight_grad else None
     return dx, dweight, dbias
