@@ -229,7 +229,7 @@ def _from_chwn(src, ph, pw, bias, has_bias, dst):
 #
 # The two passes run one tile row (one channel, one ty) at a time, through a small buffer
 # (`Z`, alpha * W * n floats: ~20 KiB) that stays in L1, instead of writing the whole
-# intermediate array out and reading it back (measured ~1.4x faster).
+# intermediate array out and reading it back.
 #
 # Every row and column of these matrices has a nonzero entry, so the first nonzero term of
 # each sum assigns (`first`) and no output is left unwritten.
@@ -257,7 +257,7 @@ def _add_scaled(dst, cf, src, assign):
 # kernels below therefore add all alpha = 6 terms (or m = 4 in the output adjoint) in ONE
 # loop, zero coefficients included: 6 load streams and 1 store stream is few enough pointers
 # for LLVM to vectorise (the limit above), and the output is written once instead of read
-# and rewritten per term (measured ~2x faster than the per-term loops). A zero coefficient
+# and rewritten per term (measured 1.4x faster than the per-term loops at 32 images). A zero coefficient
 # times an inf or NaN input gives NaN where the per-term version adds nothing; it changes
 # nothing in practice: any non-finite input already reaches every output of its tile through
 # the transforms (the tile's sums mix all of its inputs).
