@@ -12,7 +12,7 @@ from .. import dtypes as _dt
 from ..autograd.function import Function, apply2
 from ..autograd.grad_mode import _state
 from ..tensor import _wrap
-from ._util import Tensor, binary_operands, sum_to_shape, promote_for_scalar, check_float
+from ._util import Tensor, binary_operands, sum_to_shape, promote_for_scalar
 
 
 def _shape(x):

@@ -666,11 +666,10 @@ def conv3x3_backward(dy, x, weight, padding, need_input_grad, need_weight_grad,
             V = chunk.input_transform(x[n0:n0 + n], padding)   # rebuilt, not saved
             dU += np.matmul(dM, V.transpose(0, 2, 1))          # BLAS reads the .T view
             del V
-        if need_input_grad:
-            dV = np.matmul(U.transpose(0, 2, 1), dM)           # (a*a, C, T*n)
-            del dM
+        dV = np.matmul(U.transpose(0, 2, 1), dM) if need_input_grad else None  # (a*a, C, T*n)
+        del dM              # freed before the input gradient's buffers are made
+        if dV is not None:
             chunk.input_transform_adjoint(dV, padding, dx[n0:n0 + n])
             del dV
-        dM = None
     dweight = filter_transform_adjoint(dU, m) if need_weight_grad else None
     return dx, dweight, dbias
