@@ -88,12 +88,13 @@ def test_tensor_tensor_promotion_matches_torch(a, b):
     assert minidl.result_type(ma, mb).name == expected
 
 
-SCALARS = [2, 2.5, True]
+SCALARS = [2, 2.5, True, np.float64(2.5), np.float32(2.5), np.int64(2)]
 
 
 @needs_torch
 @pytest.mark.parametrize("a", DTYPES)
-@pytest.mark.parametrize("s", SCALARS, ids=["int", "float", "bool"])
+@pytest.mark.parametrize("s", SCALARS, ids=["int", "float", "bool", "np.float64", "np.float32",
+                                            "np.int64"])
 def test_tensor_scalar_promotion_matches_torch(a, s):
     m = minidl.ones(2, dtype=a) * s
     t = torch.ones(2, dtype=getattr(torch, a)) * s

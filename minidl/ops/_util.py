@@ -63,9 +63,13 @@ def binary_operands(a, b):
 
 def _scalar_operand(t: Tensor, s):
     """A Python number meeting tensor `t`: promote `t` if the number is of a higher kind."""
+    if type(s) in (float, int, bool):
+        return s
+    if hasattr(s, "dtype") and hasattr(s, "shape"):  # numpy array or scalar
+        # A NumPy scalar counts as a Python number, as in PyTorch (float32 tensor +
+        # np.float64(0.5) stays float32); left as it is, NumPy would promote to float64.
+        return Tensor(s, device=t.device) if getattr(s, "ndim", 0) else s.item()
     if not isinstance(s, Number):
-        if hasattr(s, "dtype") and hasattr(s, "shape"):  # numpy array or scalar
-            return Tensor(s, device=t.device) if getattr(s, "ndim", 0) else s.item()
         raise TypeError(f"unsupported operand: Tensor and {type(s).__name__}")
     return s
 

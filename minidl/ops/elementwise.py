@@ -9,7 +9,7 @@ from __future__ import annotations
 import operator
 
 from .. import dtypes as _dt
-from ..autograd.function import Function, apply2
+from ..autograd.function import Function, apply2, shape_only_binary
 from ..autograd.grad_mode import _state
 from ..tensor import _wrap
 from ._util import Tensor, binary_operands, sum_to_shape, promote_for_scalar
@@ -187,9 +187,8 @@ class Neg(Function):
         return -grad
 
 
-def add(a, b, alpha=1):
-    if type(a) is Tensor and type(b) is Tensor and a._data.dtype is b._data.dtype and alpha == 1:
-        return apply2(Add, a, b)  # the common case, kept as short as possible
+def _add(a, b, alpha=1):
+    """a + alpha * b, broadcasting, with PyTorch's dtype promotion."""
     if alpha != 1:
         b = mul(b, alpha)
     a, b = binary_operands(a, b)
@@ -198,15 +197,34 @@ def add(a, b, alpha=1):
     return Add.apply(promote_for_scalar(a, b), b)
 
 
-def sub(a, b, alpha=1):
-    if type(a) is Tensor and type(b) is Tensor and a._data.dtype is b._data.dtype and alpha == 1:
-        return apply2(Sub, a, b)
+def _sub(a, b, alpha=1):
+    """a - alpha * b, broadcasting, with PyTorch's dtype promotion."""
     if alpha != 1:
         b = mul(b, alpha)
     a, b = binary_operands(a, b)
     if isinstance(a, Tensor):
         return Sub.apply(promote_for_scalar(a, b), b)
     return Sub.apply(a, promote_for_scalar(b, a))
+
+
+# `x + y` and `x - y`: Tensor.__add__ and __sub__. Same-dtype Tensors run in one frame (see
+# shape_only_binary); the functions above handle the rest: numbers, promotion, alpha.
+add_operator = shape_only_binary(Add, _add)
+sub_operator = shape_only_binary(Sub, _sub)
+
+
+def add(a, b, alpha=1):
+    """a + alpha * b, broadcasting, with PyTorch's dtype promotion (`minidl.add`)."""
+    if alpha == 1 and isinstance(a, Tensor):
+        return add_operator(a, b)
+    return _add(a, b, alpha)
+
+
+def sub(a, b, alpha=1):
+    """a - alpha * b, broadcasting, with PyTorch's dtype promotion (`minidl.sub`)."""
+    if alpha == 1 and isinstance(a, Tensor):
+        return sub_operator(a, b)
+    return _sub(a, b, alpha)
 
 
 def mul(a, b):

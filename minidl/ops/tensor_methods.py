@@ -27,8 +27,8 @@ def _sizes_method(fn):
 
 
 _OPERATORS = {
-    "__add__": E.add, "__radd__": _reflected(E.add),
-    "__sub__": E.sub, "__rsub__": _reflected(E.sub),
+    "__add__": E.add_operator, "__radd__": _reflected(E.add),
+    "__sub__": E.sub_operator, "__rsub__": _reflected(E.sub),
     "__mul__": E.mul, "__rmul__": _reflected(E.mul),
     "__truediv__": E.div, "__rtruediv__": _reflected(E.div),
     "__floordiv__": lambda a, b: E.div(a, b, rounding_mode="floor"),

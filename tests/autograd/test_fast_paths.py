@@ -226,3 +226,63 @@ def test_backward_returning_too_few_gradients_raises_clearly():
         with pytest.raises(RuntimeError, match="ShortBackward returned 1 gradients but its "
                                                "forward took 2 arguments"):
             Short.apply(a, b).sum().backward(create_graph=create_graph)
+
+
+# ---- x + y and x - y: the one-frame operator against Function.apply --------------------------
+OPERATOR_CASES = [
+    # (shape of a, shape of b, a requires grad, b requires grad, b is a Parameter)
+    ((3, 4), (3, 4), True, True, False),
+    ((3, 4), (4,), True, True, False),       # broadcast: shapes kept for backward
+    ((1, 4), (3, 1), True, False, False),    # both broadcast; only a needs a gradient
+    ((2, 3), (2, 3), False, True, True),     # Parameter on the right, e.g. x + bias
+    ((), (5,), True, True, False),
+]
+
+
+@pytest.mark.parametrize("op_name", ["add", "sub"])
+@pytest.mark.parametrize("sa,sb,ra,rb,param", OPERATOR_CASES)
+def test_operator_fast_path_records_what_apply_records(op_name, sa, sb, ra, rb, param):
+    from minidl.ops.elementwise import Add, Sub
+    cls = {"add": Add, "sub": Sub}[op_name]
+    rng = np.random.default_rng(1)
+    a_np, b_np, g_np = rng.standard_normal(sa), rng.standard_normal(sb), None
+
+    def run(fast):
+        a = minidl.tensor(a_np, requires_grad=ra)
+        b = minidl.nn.Parameter(minidl.tensor(b_np)) if param else minidl.tensor(b_np)
+        b.requires_grad_(rb)
+        out = (a + b if op_name == "add" else a - b) if fast else cls.apply(a, b)
+        node = out.grad_fn
+        seed = np.random.default_rng(2).standard_normal(out.shape)
+        out.backward(minidl.tensor(seed))
+        grads = [None if t.grad is None else t.grad.numpy() for t in (a, b)]
+        return (type(node), tuple(node.needs_input_grad), node.shapes, [e is None for e in node.next_edges],
+                out.detach().numpy(), grads)
+
+    fast, general = run(True), run(False)
+    assert fast[:4] == general[:4]
+    np.testing.assert_array_equal(fast[4], general[4])
+    for gf, gg in zip(fast[5], general[5]):
+        assert (gf is None) == (gg is None)
+        if gf is not None:
+            assert gf.shape == gg.shape
+            np.testing.assert_array_equal(gf, gg)
+
+
+def test_operator_fast_path_without_grad_records_nothing():
+    a = minidl.ones(3, requires_grad=True)
+    with minidl.no_grad():
+        out = a + a
+    assert out.grad_fn is None and not out.requires_grad
+    np.testing.assert_array_equal(out.numpy(), np.full(3, 2.0, np.float32))
+
+
+@pytest.mark.parametrize("other", [2.5, 2, np.float64(0.5)])
+def test_operator_number_and_promotion_take_the_general_route(other):
+    a = minidl.tensor([1.0, 2.0], requires_grad=True)
+    for out, expect in ((a + other, np.array([1.0, 2.0]) + float(other)),
+                        (a - other, np.array([1.0, 2.0]) - float(other)),
+                        (a + a.double(), np.array([2.0, 4.0]))):
+        np.testing.assert_allclose(out.detach().numpy(), expect)
+    assert (a + a.double()).dtype == minidl.float64
+    assert (a + other).dtype == minidl.float32
