@@ -101,14 +101,14 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float =
         got = input.dtype if isinstance(input, Tensor) else type(input).__name__
         raise TypeError(f"{op}: indices (the first argument) must be an integer tensor (int64 "
                         f"or int32), got {got}")
-    if not isinstance(weight, Tensor) or weight.ndim != 2:
+    if not isinstance(weight, Tensor) or weight._data.ndim != 2:
         got = list(weight.shape) if isinstance(weight, Tensor) else type(weight).__name__
         raise RuntimeError(f"{op}: weight must be a 2-D (num_embeddings, embedding_dim) tensor, "
                            f"got {got}")
     check_float(weight, op)
     if sparse:
         raise NotImplementedError(f"{op}: sparse gradients are not supported; use sparse=False")
-    num = weight.shape[0]
+    num = weight._data.shape[0]
     if padding_idx is not None:
         if isinstance(padding_idx, bool) or not isinstance(padding_idx, numbers.Integral) or \
                 not -num <= padding_idx < num:
