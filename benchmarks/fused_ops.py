@@ -30,8 +30,10 @@ from typing import Callable
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import minidl.backend.cpu_kernels as fast       # noqa: E402
+from timing import settle                       # noqa: E402
 import minidl.backend.reference as reference    # noqa: E402
 
 try:
@@ -244,6 +246,7 @@ def measure(row: Row, repeats: int) -> dict:
     samples = {key: [] for key in calls}
     for _ in range(repeats):               # interleaved: every job once per repeat
         for impl, kind, fn in jobs:
+            settle()                       # the previous job's thread pools are asleep again
             samples[(impl, kind)].append(_time_once(fn, calls[(impl, kind)]))
     result = {}
     for key, runs in samples.items():

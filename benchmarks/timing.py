@@ -4,7 +4,12 @@
 * report medians with min-max, and ratios of medians measured in the same run;
 * read the kernel's CPU pressure (PSI, /proc/pressure/cpu) around each repeat and flag repeats
   that waited for a CPU, because on 2 shared cores another process can quantise a 0.3 ms op
-  into an 8 ms one.
+  into an 8 ms one;
+* before each repeat, wait until no thread of this process is still burning CPU (`settle`).
+  Thread pools spin after their work: OpenBLAS's workers keep polling for ~0.1 s after a
+  GEMM, so a PyTorch repeat started right after minidl's GEMMs shared the 2 cores with them
+  and ran up to 4x slower (conv2d fwd+bwd: 11.2 ms 10 ms after our repeat, 2.66 ms after
+  0.1 s). Each library is timed as it runs in a process of its own.
 """
 from __future__ import annotations
 
@@ -37,6 +42,18 @@ def time_once(fn, number: int) -> tuple[float, float | None]:
     return dt, (None if s0 is None or s1 is None else s1 - s0)
 
 
+def settle(max_s: float = 0.5, step_s: float = 0.01) -> float:
+    """Sleep until this process's threads are idle: a `step_s` sleep during which the whole
+    process (every thread: CLOCK_PROCESS_CPUTIME_ID) used under 10 % of one CPU. Gives up
+    after `max_s`. Returns the seconds waited."""
+    t0 = time.perf_counter()
+    while True:
+        c0 = time.process_time()
+        time.sleep(step_s)
+        if time.process_time() - c0 < 0.1 * step_s or time.perf_counter() - t0 >= max_s:
+            return time.perf_counter() - t0
+
+
 def calibrate(fn, target_s: float = 0.05) -> int:
     """How many calls make one repeat last about target_s."""
     n = 1
@@ -58,6 +75,7 @@ def compare(candidates: dict, repeats: int = 7, target_s: float = 0.05, warmup: 
     stalled = {name: 0 for name in candidates}
     for _ in range(repeats):
         for name, fn in candidates.items():
+            settle()  # the previous candidate's thread pools are asleep again
             dt, stall = time_once(fn, numbers[name])
             samples[name].append(dt)
             if stall is not None and stall > 0.05 * dt * numbers[name] * 1e6:

@@ -1,7 +1,8 @@
 """Shared timing rules of the speed sections.
 
 Every figure is the median over interleaved repeats (A B C A B C ...) after warm-up, from
-timing.compare, with the min-max range beside it. A repeat during which the process waited
+timing.compare, with the min-max range beside it; each repeat starts once the previous one's
+thread pools have gone idle (timing.settle). A repeat during which the process waited
 for a CPU (PSI) counts as stalled; a row whose candidates stalled in more than half their
 repeats is flagged noisy. Without PyTorch, the reference time is the stored median from
 benchmarks/reference/speed.json -- measured in another process, maybe on another machine, so
