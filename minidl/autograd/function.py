@@ -365,6 +365,8 @@ def shape_only_binary(cls, general):
                 if (ra or rb) and _state[0]:
                     ctx = _new_node(cls)
                     ctx._be = be
+                    # the edges exactly as apply2 makes them, repeated rather than shared:
+                    # a helper call here would cost what this function exists to save
                     if ra:
                         fn = a.grad_fn
                         ea = (fn, a._out_nr) if fn is not None else (a._accum or a._leaf_edge())
