@@ -365,6 +365,7 @@ def shape_only_binary(cls, general):
                 if (ra or rb) and _state[0]:
                     ctx = _new_node(cls)
                     ctx._be = be
+                    ctx.inputs = None  # as apply2 leaves it once forward has run
                     # the edges exactly as apply2 makes them, repeated rather than shared:
                     # a helper call here would cost what this function exists to save
                     if ra:

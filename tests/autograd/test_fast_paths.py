@@ -256,13 +256,13 @@ def test_operator_fast_path_records_what_apply_records(op_name, sa, sb, ra, rb, 
         seed = np.random.default_rng(2).standard_normal(out.shape)
         out.backward(minidl.tensor(seed))
         grads = [None if t.grad is None else t.grad.numpy() for t in (a, b)]
-        return (type(node), tuple(node.needs_input_grad), node.shapes, [e is None for e in node.next_edges],
+        return (type(node), node.inputs, tuple(node.needs_input_grad), node.shapes, [e is None for e in node.next_edges],
                 out.detach().numpy(), grads)
 
     fast, general = run(True), run(False)
-    assert fast[:4] == general[:4]
-    np.testing.assert_array_equal(fast[4], general[4])
-    for gf, gg in zip(fast[5], general[5]):
+    assert fast[:5] == general[:5]
+    np.testing.assert_array_equal(fast[5], general[5])
+    for gf, gg in zip(fast[6], general[6]):
         assert (gf is None) == (gg is None)
         if gf is not None:
             assert gf.shape == gg.shape
