@@ -514,35 +514,42 @@ def _filter_transform(g, w, U):
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _filter_transform_adjoint(g, dU, dW):
-    """dW[o, :, i, j] = sum_kl G[k, i] dU[a*k + l, o, :] G[l, j] (the adjoint of the above)."""
-    O, C = dW.shape[0], dW.shape[1]
+    """dW[o, c, i, j] = sum_kl G[k, i] dU[a*k + l, o, c] G[l, j] (the adjoint of the above).
+
+    dU (a*a, O, C) is a*a planes of P = O*C contiguous floats, so both products run over
+    whole planes: S[i, l] = sum_k G[k, i] dU[a*k + l], then R[i, j] = sum_l S[i, l] G[l, j].
+    Walking one filter bank o at a time instead (runs of C = 32 floats) spent most of its time
+    starting loops: 112 us against 15 us for the MNIST layer's 64 x 32 filters.
+    The last loop turns R (9, P) into dW (P, 9): the one strided pass.
+    """
     a = g.shape[0]
-    S = np.empty((3, a, C), dU.dtype)          # S[i, l] = sum_k G[k, i] dU[a*k + l, o]
-    R = np.empty((3, 3, C), dU.dtype)          # R[i, j] = sum_l S[i, l] G[l, j]
-    for o in range(O):
-        for i in range(3):
+    O, C = dW.shape[0], dW.shape[1]
+    P = O * C
+    planes = dU.reshape(a, a, P)
+    S = np.zeros((3, a, P), dU.dtype)
+    for i in range(3):
+        for l in range(a):
+            s = S[i, l]
+            for k in range(a):
+                gk = g[k, i]
+                if gk != 0:
+                    src = planes[k, l]
+                    for p in range(P):
+                        s[p] += gk * src[p]
+    R = np.zeros((9, P), dU.dtype)
+    for i in range(3):
+        for j in range(3):
+            r = R[3 * i + j]
             for l in range(a):
-                s = S[i, l]
-                s[:] = 0
-                for k in range(a):
-                    gk = g[k, i]
-                    if gk != 0:
-                        d = dU[a * k + l, o]
-                        for c in range(C):
-                            s[c] += gk * d[c]
-            for j in range(3):
-                r = R[i, j]
-                r[:] = 0
-                for l in range(a):
-                    gl = g[l, j]
-                    if gl != 0:
-                        s = S[i, l]
-                        for c in range(C):
-                            r[c] += gl * s[c]
-        for c in range(C):
-            for i in range(3):
-                for j in range(3):
-                    dW[o, c, i, j] = R[i, j, c]
+                gl = g[l, j]
+                if gl != 0:
+                    s = S[i, l]
+                    for p in range(P):
+                        r[p] += gl * s[p]
+    out = dW.reshape(P, 9)
+    for p in range(P):
+        for q in range(9):
+            out[p, q] = R[q, p]
 
 
 def filter_transform(weight, m):
