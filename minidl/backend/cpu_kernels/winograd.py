@@ -483,33 +483,35 @@ def _channel_sums(dy, out):
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _filter_transform(g, w, U):
-    """U[a*k + l, o, :] = sum_ij G[k, i] w[o, :, i, j] G[l, j], over runs of the C channels.
+    """U[a*k + l, o, c] = sum_ij G[k, i] w[o, c, i, j] G[l, j].
 
-    w (O, C, 3, 3) is read one filter bank o at a time into wt (3, 3, C), channel last, so
-    both products are loops over C contiguous floats.
+    As in the adjoint below, both products run over whole planes of P = O*C floats: w (P, 9)
+    is first turned into wt (9, P), one plane per filter tap (i, j); then
+    T[k, j] = sum_i G[k, i] wt[i, j] and U[a*k + l] = sum_j G[l, j] T[k, j].
     """
     O, C = w.shape[0], w.shape[1]
     a = g.shape[0]
-    wt = np.empty((3, 3, C), w.dtype)
-    T = np.empty((a, 3, C), w.dtype)           # T[k, j] = sum_i G[k, i] wt[i, j]
-    for o in range(O):
-        for c in range(C):
-            for i in range(3):
-                for j in range(3):
-                    wt[i, j, c] = w[o, c, i, j]
-        for k in range(a):
-            g0, g1, g2 = g[k, 0], g[k, 1], g[k, 2]
-            for j in range(3):
-                t, w0, w1, w2 = T[k, j], wt[0, j], wt[1, j], wt[2, j]
-                for c in range(C):
-                    t[c] = g0 * w0[c] + g1 * w1[c] + g2 * w2[c]
-        for k in range(a):
-            t0, t1, t2 = T[k, 0], T[k, 1], T[k, 2]
-            for l in range(a):
-                h0, h1, h2 = g[l, 0], g[l, 1], g[l, 2]
-                u = U[a * k + l, o]
-                for c in range(C):
-                    u[c] = h0 * t0[c] + h1 * t1[c] + h2 * t2[c]
+    P = O * C
+    taps = w.reshape(P, 9)
+    wt = np.empty((9, P), w.dtype)
+    for p in range(P):
+        for q in range(9):
+            wt[q, p] = taps[p, q]
+    T = np.empty((a, 3, P), w.dtype)
+    for k in range(a):
+        g0, g1, g2 = g[k, 0], g[k, 1], g[k, 2]
+        for j in range(3):
+            t, w0, w1, w2 = T[k, j], wt[j], wt[3 + j], wt[6 + j]
+            for p in range(P):
+                t[p] = g0 * w0[p] + g1 * w1[p] + g2 * w2[p]
+    planes = U.reshape(a * a, P)
+    for k in range(a):
+        t0, t1, t2 = T[k, 0], T[k, 1], T[k, 2]
+        for l in range(a):
+            h0, h1, h2 = g[l, 0], g[l, 1], g[l, 2]
+            u = planes[a * k + l]
+            for p in range(P):
+                u[p] = h0 * t0[p] + h1 * t1[p] + h2 * t2[p]
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
