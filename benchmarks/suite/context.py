@@ -94,9 +94,37 @@ def thread_counts(torch=None) -> dict:
     return counts
 
 
+def blas_kernels() -> str | None:
+    """The kernel set NumPy's OpenBLAS runs ("Haswell": AVX2, "SkylakeX": AVX-512, ...), read
+    from the loaded library; None when NumPy's BLAS is not an OpenBLAS we can ask (or not on
+    Linux). OPENBLAS_CORETYPE overrides OpenBLAS's own choice, and on an AVX-512 CPU the two
+    differ 2x in GEMM speed, so a report without this fact cannot be compared with another."""
+    import ctypes
+    import numpy  # noqa: F401  (loads its OpenBLAS)
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "openblas" in line.lower()}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
+                     "openblas_get_corename64_", "openblas_get_corename"):
+            fn = getattr(lib, name, None)
+            if fn is not None:
+                fn.restype = ctypes.c_char_p
+                return fn().decode()
+    return None
+
+
 def machine() -> dict:
     return {"cpu": _cpu_model(), "logical_cpus": os.cpu_count(), "memory_gib": _memory_gib(),
-            "platform": platform.platform(), "git_commit": _git_commit()}
+            "platform": platform.platform(), "git_commit": _git_commit(),
+            "blas_kernels": blas_kernels(),
+            "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE")}
 
 
 def load_average() -> list | None:

@@ -91,6 +91,11 @@ def header(meta: dict, counts: dict) -> list:
         f"OPENBLAS_NUM_THREADS={t.get('OPENBLAS_NUM_THREADS')}, "
         f"OMP_NUM_THREADS={t.get('OMP_NUM_THREADS')}).  ",
     ]
+    if m.get("blas_kernels"):
+        forced = m.get("openblas_coretype")
+        lines.append(f"NumPy's OpenBLAS runs its {m['blas_kernels']} kernels"
+                     + (f" (set by OPENBLAS_CORETYPE={forced})" if forced else
+                        " (its own choice for this CPU)") + ".  ")
     stall = meta.get("cpu_stall_share")
     load = meta.get("load_average_at_start")
     if stall is not None or load:

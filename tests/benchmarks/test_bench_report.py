@@ -1,5 +1,7 @@
 """REPORT.md and OP_PARITY.md rendered from a fake results document."""
 import json
+import os
+import platform
 import re
 
 import pytest
@@ -77,6 +79,37 @@ def test_report_states_machine_versions_threads_and_noise():
                      "OPENBLAS_NUM_THREADS=2", "load average 3.5", "40 %", "timings are noisy",
                      "commit abc123"):
         assert fragment in text, fragment
+
+
+@pytest.mark.parametrize("coretype, says", [
+    ("Haswell", "runs its Haswell kernels (set by OPENBLAS_CORETYPE=Haswell)"),
+    (None, "runs its Haswell kernels (its own choice for this CPU)")])
+def test_report_states_which_blas_kernels_ran(coretype, says):
+    doc = fake_doc()
+    doc["meta"]["machine"].update(blas_kernels="Haswell", openblas_coretype=coretype)
+    assert says in report.render(doc)
+    assert "OpenBLAS runs" not in report.render(fake_doc())   # unknown: no claim
+
+
+def test_blas_kernels_reads_the_loaded_library():
+    """NumPy's wheels bundle OpenBLAS; the name comes from the library itself, so forcing a
+    kernel set through the environment (read when OpenBLAS loads) must show in a new process."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    bench = Path(report.__file__).resolve().parent.parent
+    code = "from suite.context import blas_kernels; print(blas_kernels())"
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    names = {}
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("the forced names are OpenBLAS's x86-64 kernel sets")
+    for forced in ("Haswell", "Nehalem"):
+        out = subprocess.run([sys.executable, "-c", code], cwd=bench, capture_output=True,
+                             text=True, env=dict(env, OPENBLAS_CORETYPE=forced), timeout=60)
+        names[forced] = out.stdout.strip()
+    if names["Haswell"] == "None":
+        pytest.skip("NumPy's BLAS here is not an OpenBLAS that reports its kernels")
+    assert names == {"Haswell": "Haswell", "Nehalem": "Nehalem"}
 
 
 def test_failures_are_listed_first():
