@@ -235,3 +235,64 @@ def test_filter_transforms_match_reference(m, dtype):
     np.testing.assert_allclose(dW, ref_wino.filter_transform_adjoint(dU, m), rtol=tol, atol=tol)
     # adjointness: <U(w), dU> == <w, U^T(dU)>
     np.testing.assert_allclose(np.vdot(U, dU), np.vdot(w, dW), rtol=1e-4 if tol > 1e-6 else 1e-10)
+
+
+@pytest.mark.parametrize("N", [8, 16, 17, 24])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_f4x4_lane_path_and_remainder_chunk(N, dtype):
+    """F(4x4) chunks of a multiple of 8 images run the 8-lane transforms, others the
+    per-run loops; 17 images make one chunk of each (16 + 1) in a single call. Both must
+    give the reference's forward and gradients."""
+    x, w, b = _layer(N, 9, 10, 11, 12, dtype=dtype, seed=N)
+    padding = (1, 0)
+    y64 = ref_wino.conv3x3_forward(x.astype(np.float64), w.astype(np.float64),
+                                   b.astype(np.float64), padding, 4)
+    dy = np.random.default_rng(3).standard_normal(y64.shape)
+    want = (y64, *ref_wino.conv3x3_backward(dy, x.astype(np.float64), w.astype(np.float64),
+                                            padding, True, True, True, 4))
+    got = (fast_wino.conv3x3_forward(x, w, b, padding, 4),
+           *fast_wino.conv3x3_backward(dy.astype(dtype), x, w, padding, True, True, True, 4))
+    for g in got:
+        assert g.dtype == dtype
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    for name, g, ref in zip(("y", "dx", "dw", "db"), got, want):
+        scale = np.abs(ref).max()
+        assert np.abs(g - ref).max() <= tol * scale, name
+
+
+def test_lane_mix_against_numpy():
+    """The 8-lane intrinsic behind the F(4x4) transforms: a (n_out x n_in) matrix applied to
+    strided runs, with and without accumulation, against a float64 NumPy product."""
+    import numba
+    from numba.np.unsafe.ndarray import to_fixed_tuple
+
+    from minidl.backend.cpu_kernels._lanes import lane_mix
+    mix_3_2, mix_3_2_acc = lane_mix(3, 2, False), lane_mix(3, 2, True)
+
+    @numba.njit
+    def run(src, si, ss, dst, di, ds, mat, acc):
+        coef = to_fixed_tuple(mat.ravel(), 6)
+        for j in range(0, 16, 8):
+            if acc:
+                mix_3_2_acc(src, si + j, ss, dst, di + j, ds, coef)
+            else:
+                mix_3_2(src, si + j, ss, dst, di + j, ds, coef)
+
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        src = rng.standard_normal(100).astype(dtype)
+        mat = rng.standard_normal((2, 3)).astype(dtype)
+        start = rng.standard_normal(120).astype(dtype)
+        for acc in (False, True):
+            dst = start.copy()
+            run(src, 5, 21, dst, 7, 40, mat, acc)
+            runs = np.stack([src[5 + 21 * s: 5 + 21 * s + 16] for s in range(3)]).astype(np.float64)
+            want = start.astype(np.float64)
+            for o in range(2):
+                out = mat[o].astype(np.float64) @ runs
+                want[7 + 40 * o: 7 + 40 * o + 16] = out + (want[7 + 40 * o: 7 + 40 * o + 16] if acc else 0)
+            tol = 1e-12 if dtype == np.float64 else 1e-5
+            np.testing.assert_allclose(dst, want, rtol=tol, atol=tol)
+            untouched = np.ones(120, bool)
+            untouched[7:23] = untouched[47:63] = False
+            assert np.array_equal(dst[untouched], start[untouched])   # nothing else written

@@ -41,6 +41,8 @@ from numba import types
 from numba.extending import intrinsic
 
 from ._lanes import is_flat_float, lane_pointer
+from .winograd_transforms import (input_transform, input_transform_adjoint, output_transform,
+                                  output_transform_adjoint)
 from ..reference.winograd import MATRICES, tile_counts
 
 __all__ = ["eligible", "tile_size", "conv3x3_forward", "conv3x3_backward"]
@@ -214,251 +216,6 @@ def _from_chwn(src, ph, pw, bias, has_bias, dst):
                     d[w] = row[w + pw, m] + b
 
 
-# ---------------------------------------------------------------------------------------
-# the transforms
-#
-# Each transform is a small matrix (B^T, A^T or their transposes) applied along the rows of a
-# tile and then along its columns. Written as two passes, every pass is a set of
-#     dst_run = sum_i coef_i * src_run_i
-# over contiguous runs of floats: whole CHWN rows (W*n floats) for the row passes, the n
-# images of one pixel for the column passes. Such a loop has one load stream and one store
-# stream, which LLVM vectorises. (One loop per tile with all alpha^2 inputs and outputs does
-# not vectorise: LLVM must rule out that any of its 32+ pointers overlap, gives up at 8 and
-# emits scalar code, 10x slower.) The coefficients are read from the matrix, zeros skipped,
-# so the same kernels serve F(2x2, 3x3) and F(4x4, 3x3).
-#
-# The two passes run one tile row (one channel, one ty) at a time, through a small buffer
-# (`Z`, alpha * W * n floats: ~20 KiB) that stays in L1, instead of writing the whole
-# intermediate array out and reading it back.
-#
-# Every row and column of these matrices has a nonzero entry, so the first nonzero term of
-# each sum assigns (`first`) and no output is left unwritten.
-
-@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _add_scaled(dst, cf, src, assign):
-    """dst = cf * src (assign) or dst += cf * src, elementwise over two equal runs.
-
-    Trap: both runs must be typed as contiguous (1-D views taken by integer indexing of a
-    C-contiguous array: a[i, j]). A run cut from a strided view (a[:, j][i]) has a stride
-    only known at run time, and that loop stays scalar (measured 5-10x slower).
-    """
-    if assign:
-        for j in range(dst.shape[0]):
-            dst[j] = cf * src[j]
-    else:
-        for j in range(dst.shape[0]):
-            dst[j] += cf * src[j]
-
-
-# --- F(4x4): one loop per output run ------------------------------------------------------
-#
-# With short runs (n = 32 images: two 16-float vectors) the loop set-up of each _add_scaled
-# call costs as much as its work, and one output takes up to 6 of them. For F(4x4) the
-# kernels below therefore add all alpha = 6 terms (or m = 4 in the output adjoint) in ONE
-# loop, zero coefficients included: 6 load streams and 1 store stream is few enough pointers
-# for LLVM to vectorise (the limit above), and the output is written once instead of read
-# and rewritten per term (measured 1.4x faster than the per-term loops at 32 images). A zero coefficient
-# times an inf or NaN input gives NaN where the per-term version adds nothing; it changes
-# nothing in practice: any non-finite input already reaches every output of its tile through
-# the transforms (the tile's sums mix all of its inputs).
-
-@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _sum6(dst, c, s0, s1, s2, s3, s4, s5, accumulate):
-    """dst (+)= c[0]*s0 + c[1]*s1 + ... + c[5]*s5, elementwise over equal runs."""
-    c0, c1, c2, c3, c4, c5 = c[0], c[1], c[2], c[3], c[4], c[5]
-    if accumulate:
-        for j in range(dst.shape[0]):
-            dst[j] += c0 * s0[j] + c1 * s1[j] + c2 * s2[j] + c3 * s3[j] + c4 * s4[j] + c5 * s5[j]
-    else:
-        for j in range(dst.shape[0]):
-            dst[j] = c0 * s0[j] + c1 * s1[j] + c2 * s2[j] + c3 * s3[j] + c4 * s4[j] + c5 * s5[j]
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _sum4(dst, c, s0, s1, s2, s3):
-    """dst = c[0]*s0 + c[1]*s1 + c[2]*s2 + c[3]*s3, elementwise over equal runs."""
-    c0, c1, c2, c3 = c[0], c[1], c[2], c[3]
-    for j in range(dst.shape[0]):
-        dst[j] = c0 * s0[j] + c1 * s1[j] + c2 * s2[j] + c3 * s3[j]
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _input_transform(bt, xt, m, V):
-    """V[k, l, c, ty, tx, :] = (B^T d B)[k, l] for the tile d at (m*ty, m*tx) of channel c.
-
-    xt (C, HH, WW*n): the CHWN input, one row = WW*n floats; V (a, a, C, TH, TW, n).
-    Rows:    Z[k, :]       = sum_r B^T[k, r] * xt[c, m*ty + r, :]      (runs of WW*n)
-    Columns: V[k, l, ..tx] = sum_s B^T[l, s] * Z[k, m*tx + s]          (runs of n)
-    """
-    C, HH, L = xt.shape
-    a, TH, TW, n = V.shape[0], V.shape[3], V.shape[4], V.shape[5]
-    Z = np.empty((a, L), xt.dtype)
-    Z3 = Z.reshape(a, L // n, n)
-    for c in range(C):
-        for ty in range(TH):
-            h = m * ty
-            if a == 6:
-                for k in range(a):
-                    _sum6(Z[k], bt[k], xt[c, h], xt[c, h + 1], xt[c, h + 2], xt[c, h + 3],
-                          xt[c, h + 4], xt[c, h + 5], False)
-                for k in range(a):
-                    for tx in range(TW):
-                        w = m * tx
-                        for l in range(a):
-                            _sum6(V[k, l, c, ty, tx], bt[l], Z3[k, w], Z3[k, w + 1],
-                                  Z3[k, w + 2], Z3[k, w + 3], Z3[k, w + 4], Z3[k, w + 5], False)
-                continue
-            for k in range(a):
-                first = True
-                for r in range(a):
-                    if bt[k, r] != 0:
-                        _add_scaled(Z[k], bt[k, r], xt[c, h + r], first)
-                        first = False
-            for k in range(a):
-                for tx in range(TW):
-                    for l in range(a):
-                        first = True
-                        for s in range(a):
-                            if bt[l, s] != 0:
-                                _add_scaled(V[k, l, c, ty, tx], bt[l, s], Z3[k, m * tx + s],
-                                            first)
-                                first = False
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _input_transform_adjoint(bt, dV, m, dxt):
-    """dxt[c, m*ty + r, m*tx + s] += (B dV B^T)[r, s] over all tiles; dxt zeroed first.
-
-    The two passes of _input_transform transposed and in reverse order. Neighbouring tiles
-    share 2 rows and 2 columns, whose gradients add.
-    """
-    C, HH, L = dxt.shape
-    a, TH, TW, n = dV.shape[0], dV.shape[3], dV.shape[4], dV.shape[5]
-    b = np.ascontiguousarray(bt.T)            # b[s] = column s of B^T, contiguous
-    dxt[...] = 0
-    dZ = np.empty((a, L), dxt.dtype)
-    dZ3 = dZ.reshape(a, L // n, n)
-    for c in range(C):
-        for ty in range(TH):
-            dZ[...] = 0
-            h = m * ty
-            if a == 6:
-                for k in range(a):
-                    for tx in range(TW):
-                        for s in range(a):
-                            _sum6(dZ3[k, m * tx + s], b[s], dV[k, 0, c, ty, tx],
-                                  dV[k, 1, c, ty, tx], dV[k, 2, c, ty, tx], dV[k, 3, c, ty, tx],
-                                  dV[k, 4, c, ty, tx], dV[k, 5, c, ty, tx], True)
-                for r in range(a):
-                    _sum6(dxt[c, h + r], b[r], dZ[0], dZ[1], dZ[2], dZ[3], dZ[4], dZ[5], True)
-                continue
-            for k in range(a):
-                for tx in range(TW):
-                    for s in range(a):
-                        for l in range(a):
-                            if bt[l, s] != 0:
-                                _add_scaled(dZ3[k, m * tx + s], bt[l, s], dV[k, l, c, ty, tx],
-                                            False)
-            for r in range(a):
-                for k in range(a):
-                    if bt[k, r] != 0:
-                        _add_scaled(dxt[c, h + r], bt[k, r], dZ[k], False)
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _output_transform(at, M, yt):
-    """yt[o, ty, i, tx, j, :] = (A^T M A)[i, j] for the tile (ty, tx) of output channel o.
-
-    M (a, a, O, R): the GEMMs' result, R = TH*TW*n; yt (O, TH, m, TW, m, n), i.e. (O, m*TH,
-    m*TW, n) with the output tiles side by side.
-    Rows:    Y1[i, l, :]      = sum_k A^T[i, k] * M[k, l, o, :]        (runs of R)
-    Columns: yt[.., i, tx, j] = sum_l A^T[j, l] * Y1[i, l, ty, tx]     (runs of n)
-    The row pass takes a whole output channel at once: its a*a source runs lie far apart in
-    M (one per GEMM), and runs of R floats instead of one tile row's TW*n gave the hardware
-    prefetcher long enough streams (13 % faster on the MNIST layer).
-    """
-    a, O, R = M.shape[0], M.shape[2], M.shape[3]
-    TH, mm, TW, n = yt.shape[1], yt.shape[2], yt.shape[3], yt.shape[5]
-    Y1 = np.empty((mm, a, R), M.dtype)
-    Y5 = Y1.reshape(mm, a, TH, TW, n)
-    for o in range(O):
-        if a == 6:
-            for i in range(mm):
-                for l in range(a):
-                    _sum6(Y1[i, l], at[i], M[0, l, o], M[1, l, o], M[2, l, o],
-                          M[3, l, o], M[4, l, o], M[5, l, o], False)
-            for i in range(mm):
-                for ty in range(TH):
-                    for tx in range(TW):
-                        for j in range(mm):
-                            _sum6(yt[o, ty, i, tx, j], at[j], Y5[i, 0, ty, tx],
-                                  Y5[i, 1, ty, tx], Y5[i, 2, ty, tx], Y5[i, 3, ty, tx],
-                                  Y5[i, 4, ty, tx], Y5[i, 5, ty, tx], False)
-            continue
-        for i in range(mm):
-            for l in range(a):
-                first = True
-                for k in range(a):
-                    if at[i, k] != 0:
-                        _add_scaled(Y1[i, l], at[i, k], M[k, l, o], first)
-                        first = False
-        for i in range(mm):
-            for ty in range(TH):
-                for tx in range(TW):
-                    for j in range(mm):
-                        first = True
-                        for l in range(a):
-                            if at[j, l] != 0:
-                                _add_scaled(yt[o, ty, i, tx, j], at[j, l], Y5[i, l, ty, tx],
-                                            first)
-                                first = False
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _output_transform_adjoint(at, dyt, dM):
-    """dM[k, l, o, :] = (A dY A^T)[k, l] for the 2-D tiles dY of dyt (tiles don't overlap).
-
-    dyt (O, TH, m, TW, m, n); dM (a, a, O, R), R = TH*TW*n. The two passes of
-    _output_transform transposed and in reverse order, one output channel at a time (the
-    long runs of dM, as there).
-    """
-    a, O, R = dM.shape[0], dM.shape[2], dM.shape[3]
-    TH, mm, TW, n = dyt.shape[1], dyt.shape[2], dyt.shape[3], dyt.shape[5]
-    A = np.ascontiguousarray(at.T)            # A[l] = column l of A^T, contiguous
-    E = np.empty((mm, a, R), dM.dtype)
-    E5 = E.reshape(mm, a, TH, TW, n)
-    for o in range(O):
-        if mm == 4:
-            for i in range(mm):
-                for ty in range(TH):
-                    for tx in range(TW):
-                        for l in range(a):
-                            _sum4(E5[i, l, ty, tx], A[l], dyt[o, ty, i, tx, 0],
-                                  dyt[o, ty, i, tx, 1], dyt[o, ty, i, tx, 2],
-                                  dyt[o, ty, i, tx, 3])
-            for k in range(a):
-                for l in range(a):
-                    _sum4(dM[k, l, o], A[k], E[0, l], E[1, l], E[2, l], E[3, l])
-            continue
-        for i in range(mm):
-            for ty in range(TH):
-                for tx in range(TW):
-                    for l in range(a):
-                        first = True
-                        for j in range(mm):
-                            if at[j, l] != 0:
-                                _add_scaled(E5[i, l, ty, tx], at[j, l], dyt[o, ty, i, tx, j],
-                                            first)
-                                first = False
-        for k in range(a):
-            for l in range(a):
-                first = True
-                for i in range(mm):
-                    if at[i, k] != 0:
-                        _add_scaled(dM[k, l, o], at[i, k], E[i, l], first)
-                        first = False
-
-
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
 def _channel_sums(dy, out):
     """out[o] += sum of dy[:, o] (the bias gradient): dy (N, O, P) with P = OH*OW.
@@ -609,14 +366,14 @@ class _Chunk:
         xt = np.empty(self.xt_shape, self.dt)
         _to_chwn(x, padding[0], padding[1], xt)
         V = np.empty((a, a, C, TH, TW, n), self.dt)
-        _input_transform(self.bt, xt.reshape(C, xt.shape[1], -1), m, V)
+        input_transform(self.bt, xt.reshape(C, xt.shape[1], -1), m, V)
         return V.reshape(a * a, C, TH * TW * n)
 
     def output_transform(self, M, bias, has_bias, y):
         """y chunk (n, O, OH, OW) from M (a*a, O, T*n), cropped, bias added."""
         O, TH, TW, n, m, a = self.O, self.TH, self.TW, self.n, self.m, self.a
         yt = np.empty(self.yt_shape, self.dt)
-        _output_transform(self.at, M.reshape(a, a, O, TH * TW * n),
+        output_transform(self.at, M.reshape(a, a, O, TH * TW * n),
                           yt.reshape(O, TH, m, TW, m, n))
         _from_chwn(yt, 0, 0, bias, has_bias, y)
 
@@ -626,14 +383,14 @@ class _Chunk:
         dyt = np.empty(self.yt_shape, self.dt)
         _to_chwn(dy, 0, 0, dyt)                         # zero on the cropped outputs
         dM = np.empty((a, a, O, TH * TW * n), self.dt)
-        _output_transform_adjoint(self.at, dyt.reshape(O, TH, m, TW, m, n), dM)
+        output_transform_adjoint(self.at, dyt.reshape(O, TH, m, TW, m, n), dM)
         return dM.reshape(a * a, O, -1)
 
     def input_transform_adjoint(self, dV, padding, dx):
         """dx chunk (n, C, H, W) from dV (a*a, C, T*n)."""
         C, TH, TW, n, m, a = self.C, self.TH, self.TW, self.n, self.m, self.a
         dxt = np.empty(self.xt_shape, self.dt)
-        _input_transform_adjoint(self.bt, dV.reshape(a, a, C, TH, TW, n), m,
+        input_transform_adjoint(self.bt, dV.reshape(a, a, C, TH, TW, n), m,
                                  dxt.reshape(C, dxt.shape[1], -1))
         _from_chwn(dxt, padding[0], padding[1], np.zeros(1, self.dt), False, dx)
 
