@@ -261,38 +261,37 @@ def test_f4x4_lane_path_and_remainder_chunk(N, dtype):
 
 
 def test_lane_mix_against_numpy():
-    """The 8-lane intrinsic behind the F(4x4) transforms: a (n_out x n_in) matrix applied to
+    """The 8-lane intrinsic behind the F(4x4) transforms: a constant matrix (with the zero and
+    +-1 entries it treats specially, a -1 first in a row, and an all-zero row) applied to
     strided runs, with and without accumulation, against a float64 NumPy product."""
     import numba
-    from numba.np.unsafe.ndarray import to_fixed_tuple
 
     from minidl.backend.cpu_kernels._lanes import lane_mix
-    mix_3_2, mix_3_2_acc = lane_mix(3, 2, False), lane_mix(3, 2, True)
+    mat = np.array([[-1.0, 0.0, 2.5], [0.0, 0.0, 0.0], [1.0, -1.0, 0.0], [0.5, 1.0, -3.0]])
+    mix, mix_acc = lane_mix(mat, False), lane_mix(mat, True)
 
     @numba.njit
-    def run(src, si, ss, dst, di, ds, mat, acc):
-        coef = to_fixed_tuple(mat.ravel(), 6)
+    def run(src, si, ss, dst, di, ds, acc):
         for j in range(0, 16, 8):
             if acc:
-                mix_3_2_acc(src, si + j, ss, dst, di + j, ds, coef)
+                mix_acc(src, si + j, ss, dst, di + j, ds)
             else:
-                mix_3_2(src, si + j, ss, dst, di + j, ds, coef)
+                mix(src, si + j, ss, dst, di + j, ds)
 
     rng = np.random.default_rng(0)
     for dtype in (np.float32, np.float64):
         src = rng.standard_normal(100).astype(dtype)
-        mat = rng.standard_normal((2, 3)).astype(dtype)
-        start = rng.standard_normal(120).astype(dtype)
+        start = rng.standard_normal(200).astype(dtype)
         for acc in (False, True):
             dst = start.copy()
-            run(src, 5, 21, dst, 7, 40, mat, acc)
+            run(src, 5, 21, dst, 7, 40, acc)
             runs = np.stack([src[5 + 21 * s: 5 + 21 * s + 16] for s in range(3)]).astype(np.float64)
             want = start.astype(np.float64)
-            for o in range(2):
-                out = mat[o].astype(np.float64) @ runs
-                want[7 + 40 * o: 7 + 40 * o + 16] = out + (want[7 + 40 * o: 7 + 40 * o + 16] if acc else 0)
+            written = np.zeros(200, bool)
+            for o in range(4):
+                part = slice(7 + 40 * o, 7 + 40 * o + 16)
+                want[part] = mat[o] @ runs + (want[part] if acc else 0)
+                written[part] = True
             tol = 1e-12 if dtype == np.float64 else 1e-5
             np.testing.assert_allclose(dst, want, rtol=tol, atol=tol)
-            untouched = np.ones(120, bool)
-            untouched[7:23] = untouched[47:63] = False
-            assert np.array_equal(dst[untouched], start[untouched])   # nothing else written
+            assert np.array_equal(dst[~written], start[~written])   # nothing else written

@@ -34,28 +34,34 @@ def is_flat_float(a):
             and isinstance(a.dtype, types.Float))
 
 
-def lane_mix(n_in: int, n_out: int, accumulate: bool):
-    """An intrinsic mix(src, si, ss, dst, di, ds, coef) for 8 lanes at a time:
+def lane_mix(matrix, accumulate: bool):
+    """An intrinsic mix(src, si, ss, dst, di, ds) for 8 lanes at a time, the matrix built in:
 
-        dst[di + o*ds + q] (+)= sum_s coef[o*n_in + s] * src[si + s*ss + q]    o < n_out, q < 8
+        dst[di + o*ds + q] (+)= sum_s matrix[o][s] * src[si + s*ss + q]    q < 8
 
-    i.e. an (n_out x n_in) matrix, given row-major as a tuple, applied to n_in runs of src
-    (ss apart) giving n_out runs of dst (ds apart). Each input vector is loaded once for all
-    n_out outputs. A plain loop doing the same touches n_in + n_out runs (12 for 6 x 6): too
-    many for LLVM's vectoriser to prove apart, so it stays scalar. One loop per output does
+    i.e. a small constant matrix (n_out x n_in) applied to n_in runs of src (ss apart),
+    giving n_out runs of dst (ds apart). Each input vector is loaded once for all outputs.
+    A plain loop doing the same touches n_in + n_out runs (12 for 6 x 6): too many for
+    LLVM's vectoriser to prove apart, so it stays scalar. One loop per output does
     vectorise, but loads every input n_out times and pays a loop start per output: on runs
-    of 32 floats that overhead was half the time of the Winograd transforms. The sum runs left to
-    right, c0*s0 + c1*s1 + ..., without fused multiply-adds, as NumPy-style Numba code would.
-    src and dst are 1-D C-contiguous arrays of one float type; no bounds checks.
+    of 32 floats that overhead was half the time of the Winograd transforms.
+
+    With the coefficients known when the code is generated, zero terms are left out and
+    +-1 terms cost an add or a subtract, no multiply (the Winograd matrices are mostly 0 and
+    +-1: B^T of F(4x4) needs 14 multiplies and 16 adds per output position instead of 36 and
+    30). The kept terms are summed left to right, c0*s0 + c1*s1 + ..., without fused
+    multiply-adds. src and dst are 1-D C-contiguous arrays of one float type; no bounds checks.
     """
+    rows = [[float(c) for c in row] for row in matrix]
+    n_in = len(rows[0])
+
     @intrinsic
-    def mix(typingctx, src, si, ss, dst, di, ds, coef):
-        if not (is_flat_float(src) and dst == src and isinstance(coef, types.UniTuple)
-                and coef.count == n_in * n_out and isinstance(si, types.Integer)):
+    def mix(typingctx, src, si, ss, dst, di, ds):
+        if not (is_flat_float(src) and dst == src and isinstance(si, types.Integer)):
             return None
 
         def codegen(context, builder, sig, args):
-            src_ty, dst_ty, coef_ty = sig.args[0], sig.args[3], sig.args[6]
+            src_ty, dst_ty = sig.args[0], sig.args[3]
             i64 = ir.IntType(64)
             si_, ss_, di_, ds_ = (context.cast(builder, args[k], sig.args[k], types.int64)
                                   for k in (1, 2, 4, 5))
@@ -65,25 +71,29 @@ def lane_mix(n_in: int, n_out: int, accumulate: bool):
                 return lane_pointer(context, builder, arr_ty, arr, index)
 
             vec = ir.VectorType(context.get_value_type(src_ty.dtype), LANES)
-            lane0 = ir.Constant(ir.IntType(32), 0)
-            broadcast = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
-
-            def splat(k):
-                c = context.cast(builder, builder.extract_value(args[6], k), coef_ty.dtype,
-                                 src_ty.dtype)
-                one = builder.insert_element(ir.Constant(vec, None), c, lane0)
-                return builder.shuffle_vector(one, one, broadcast)
-
             x = [builder.load(run_ptr(src_ty, args[0], si_, ss_, s), align=1)
                  for s in range(n_in)]
-            for o in range(n_out):
-                total = builder.fmul(splat(o * n_in), x[0])
-                for s in range(1, n_in):
-                    total = builder.fadd(total, builder.fmul(splat(o * n_in + s), x[s]))
+            for o, row in enumerate(rows):
+                total = None
+                for s, c in enumerate(row):
+                    if c == 0:
+                        continue
+                    if c in (1.0, -1.0):
+                        term = x[s]
+                    else:
+                        term = builder.fmul(ir.Constant(vec, [c] * LANES), x[s])
+                    if total is None:
+                        total = builder.fneg(term) if c == -1.0 else term
+                    elif c == -1.0:
+                        total = builder.fsub(total, term)
+                    else:
+                        total = builder.fadd(total, term)
+                if total is None:
+                    total = ir.Constant(vec, [0.0] * LANES)
                 out = run_ptr(dst_ty, args[3], di_, ds_, o)
                 if accumulate:
                     total = builder.fadd(builder.load(out, align=1), total)
                 builder.store(total, out, align=1)
             return context.get_dummy_value()
-        return types.void(src, si, ss, dst, di, ds, coef), codegen
+        return types.void(src, si, ss, dst, di, ds), codegen
     return mix

@@ -14,14 +14,16 @@ prefetcher long enough streams (13 % faster on the MNIST layer than one tile row
 Two ways to run a pass:
 
 * F(4x4, 3x3) with n a multiple of 8 images (every chunk of a batch of 8k): all outputs of
-  a run position at once, 8 lanes at a time, by `lane_mix` intrinsics (see _lanes.py). The
-  runs here are short (n = 32 images: four 8-float vectors), and a loop per output paid its
-  start-up cost and reloaded all 6 inputs for each of up to 6 outputs: the input transform
-  of the MNIST layer took 105 us that way and takes 58 us now, with bit-identical results
-  (same products, same left-to-right sums). Zero coefficients are multiplied like the
-  others: a zero times an inf or NaN input gives NaN where skipping it would add nothing,
-  which changes nothing in practice, since any non-finite input already reaches every
-  output of its tile (the tile's sums mix all of its inputs).
+  a run position at once, 8 lanes at a time, by `lane_mix` intrinsics (see _lanes.py) with
+  F(4x4)'s matrices built in. The runs here are short (n = 32 images: four 8-float
+  vectors), and a loop per output paid its start-up cost and reloaded all 6 inputs for each
+  of up to 6 outputs; the built-in matrices also drop the zero terms and the multiplies by
+  +-1 (B^T: 14 multiplies and 16 adds per position instead of 36 and 30). On the MNIST
+  layer (32 images, 32 channels) the input transform's kernel went from 105 us as one loop
+  per output run to 58 us loading each input once, and to 46 us with the matrix built in.
+  The terms are the loops' products summed in the loops' order, so the forward passes give
+  the generic loops' values exactly; the adjoints add each output's whole sum into the
+  overlapping tile instead of term by term, a different rounding of the same sum.
 * Anything else (F(2x2), a last chunk of n % 8 images): one loop per output run and
   nonzero coefficient (`_add_scaled`), the coefficients read from the matrix, so the same
   code serves every tile size. Every row and column of these matrices has a nonzero entry,
@@ -34,15 +36,17 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from numba.np.unsafe.ndarray import to_fixed_tuple
 
 from ._lanes import LANES, lane_mix
+from ..reference.winograd import MATRICES
 
-# F(4x4): alpha = 6 inputs to 6 outputs (B^T), 6 to 4 (A^T) and 4 to 6 (A); `_acc` adds
-_mix_6_6 = lane_mix(6, 6, accumulate=False)
-_mix_6_6_acc = lane_mix(6, 6, accumulate=True)
-_mix_6_4 = lane_mix(6, 4, accumulate=False)
-_mix_4_6 = lane_mix(4, 6, accumulate=False)
+# F(4x4)'s matrices built into 8-lane kernels: B^T (input), B (its adjoint, adding into the
+# overlapping tiles), A^T (output) and A (its adjoint)
+_BT4, _, _AT4 = (np.asarray(k) for k in MATRICES[4])
+_apply_BT = lane_mix(_BT4, accumulate=False)
+_add_B = lane_mix(_BT4.T, accumulate=True)
+_apply_AT = lane_mix(_AT4, accumulate=False)
+_apply_A = lane_mix(_AT4.T, accumulate=False)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -74,20 +78,19 @@ def input_transform(bt, xt, m, V):
     Z = np.empty((a, L), xt.dtype)
     Z3 = Z.reshape(a, L // n, n)
     if a == 6 and n % LANES == 0:
-        coef = to_fixed_tuple(bt.ravel(), 36)
         x_flat, Z_flat, V_flat = xt.reshape(-1), Z.reshape(-1), V.reshape(-1)
         l_step = C * TH * TW * n                     # V[k, l] -> V[k, l + 1]
         for c in range(C):
             for ty in range(TH):
                 row = (c * HH + m * ty) * L          # xt[c, m*ty]; its 6 rows are L apart
                 for j in range(0, L, LANES):
-                    _mix_6_6(x_flat, row + j, L, Z_flat, j, L, coef)
+                    _apply_BT(x_flat, row + j, L, Z_flat, j, L)
                 for k in range(a):
                     for tx in range(TW):
                         z = k * L + m * tx * n       # Z[k, m*tx]; 6 pixels n apart
                         v = k * a * l_step + ((c * TH + ty) * TW + tx) * n   # V[k, 0, c, ty, tx]
                         for j in range(0, n, LANES):
-                            _mix_6_6(Z_flat, z + j, n, V_flat, v + j, l_step, coef)
+                            _apply_BT(Z_flat, z + j, n, V_flat, v + j, l_step)
         return
     for c in range(C):
         for ty in range(TH):
@@ -118,12 +121,10 @@ def input_transform_adjoint(bt, dV, m, dxt):
     """
     C, HH, L = dxt.shape
     a, TH, TW, n = dV.shape[0], dV.shape[3], dV.shape[4], dV.shape[5]
-    b = np.ascontiguousarray(bt.T)            # b[s] = column s of B^T, contiguous
     dxt[...] = 0
     dZ = np.empty((a, L), dxt.dtype)
     dZ3 = dZ.reshape(a, L // n, n)
     if a == 6 and n % LANES == 0:
-        coef = to_fixed_tuple(b.ravel(), 36)
         dV_flat, dZ_flat, dx_flat = dV.reshape(-1), dZ.reshape(-1), dxt.reshape(-1)
         l_step = C * TH * TW * n
         for c in range(C):
@@ -134,10 +135,10 @@ def input_transform_adjoint(bt, dV, m, dxt):
                         v = k * a * l_step + ((c * TH + ty) * TW + tx) * n  # dV[k, 0, c, ty, tx]
                         z = k * L + m * tx * n                               # dZ[k, m*tx]
                         for j in range(0, n, LANES):
-                            _mix_6_6_acc(dV_flat, v + j, l_step, dZ_flat, z + j, n, coef)
+                            _add_B(dV_flat, v + j, l_step, dZ_flat, z + j, n)
                 row = (c * HH + m * ty) * L                                  # dxt[c, m*ty]
                 for j in range(0, L, LANES):
-                    _mix_6_6_acc(dZ_flat, j, L, dx_flat, row + j, L, coef)
+                    _add_B(dZ_flat, j, L, dx_flat, row + j, L)
         return
     for c in range(C):
         for ty in range(TH):
@@ -170,20 +171,19 @@ def output_transform(at, M, yt):
     Y1 = np.empty((mm, a, R), M.dtype)
     Y5 = Y1.reshape(mm, a, TH, TW, n)
     if a == 6 and n % LANES == 0:
-        coef = to_fixed_tuple(at.ravel(), 24)
         M_flat, Y_flat, y_flat = M.reshape(-1), Y1.reshape(-1), yt.reshape(-1)
         for o in range(O):
             for l in range(a):
                 src = (l * O + o) * R                # M[0, l, o]; k steps a*O*R
                 for j in range(0, R, LANES):
-                    _mix_6_4(M_flat, src + j, a * O * R, Y_flat, l * R + j, a * R, coef)
+                    _apply_AT(M_flat, src + j, a * O * R, Y_flat, l * R + j, a * R)
             for i in range(mm):
                 for ty in range(TH):
                     for tx in range(TW):
                         src = ((i * a * TH + ty) * TW + tx) * n           # Y1[i, 0, ty, tx]
                         dst = (((o * TH + ty) * mm + i) * TW + tx) * mm * n  # yt[o, ty, i, tx, 0]
                         for j in range(0, n, LANES):
-                            _mix_6_4(Y_flat, src + j, R, y_flat, dst + j, n, coef)
+                            _apply_AT(Y_flat, src + j, R, y_flat, dst + j, n)
         return
     for o in range(O):
         for i in range(mm):
@@ -214,11 +214,9 @@ def output_transform_adjoint(at, dyt, dM):
     """
     a, O, R = dM.shape[0], dM.shape[2], dM.shape[3]
     TH, mm, TW, n = dyt.shape[1], dyt.shape[2], dyt.shape[3], dyt.shape[5]
-    A = np.ascontiguousarray(at.T)            # A[l] = column l of A^T, contiguous
     E = np.empty((mm, a, R), dM.dtype)
     E5 = E.reshape(mm, a, TH, TW, n)
     if a == 6 and n % LANES == 0:
-        coef = to_fixed_tuple(A.ravel(), 24)
         dy_flat, E_flat, dM_flat = dyt.reshape(-1), E.reshape(-1), dM.reshape(-1)
         for o in range(O):
             for i in range(mm):
@@ -227,11 +225,11 @@ def output_transform_adjoint(at, dyt, dM):
                         src = (((o * TH + ty) * mm + i) * TW + tx) * mm * n  # dyt[o, ty, i, tx, 0]
                         dst = ((i * a * TH + ty) * TW + tx) * n           # E[i, 0, ty, tx]
                         for j in range(0, n, LANES):
-                            _mix_4_6(dy_flat, src + j, n, E_flat, dst + j, R, coef)
+                            _apply_A(dy_flat, src + j, n, E_flat, dst + j, R)
             for l in range(a):
                 dst = (l * O + o) * R                # dM[0, l, o]; k steps a*O*R
                 for j in range(0, R, LANES):
-                    _mix_4_6(E_flat, l * R + j, a * R, dM_flat, dst + j, a * O * R, coef)
+                    _apply_A(E_flat, l * R + j, a * R, dM_flat, dst + j, a * O * R)
         return
     for o in range(O):
         for i in range(mm):
