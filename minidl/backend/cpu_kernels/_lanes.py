@@ -28,6 +28,18 @@ def lane_pointer(context, builder, arr_ty, arr_val, index):
     return builder.bitcast(ptr, vec.as_pointer())
 
 
+def run_pointer(context, builder, arr_ty, arr_val, base, stride, k: int):
+    """lane_pointer to arr[base + k*stride]: the k-th of several runs `stride` apart (base and
+    stride are int64 IR values, as `int64_args` gives them)."""
+    index = builder.add(base, builder.mul(stride, ir.Constant(ir.IntType(64), k)))
+    return lane_pointer(context, builder, arr_ty, arr_val, index)
+
+
+def int64_args(context, builder, sig, args, positions):
+    """The intrinsic's integer arguments at `positions`, widened to int64 IR values."""
+    return [context.cast(builder, args[k], sig.args[k], types.int64) for k in positions]
+
+
 def is_flat_float(a):
     """True for the Numba type of a 1-D C-contiguous float array."""
     return (isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C"
@@ -62,16 +74,9 @@ def lane_mix(matrix, accumulate: bool):
 
         def codegen(context, builder, sig, args):
             src_ty, dst_ty = sig.args[0], sig.args[3]
-            i64 = ir.IntType(64)
-            si_, ss_, di_, ds_ = (context.cast(builder, args[k], sig.args[k], types.int64)
-                                  for k in (1, 2, 4, 5))
-
-            def run_ptr(arr_ty, arr, base, stride, k):
-                index = builder.add(base, builder.mul(stride, ir.Constant(i64, k)))
-                return lane_pointer(context, builder, arr_ty, arr, index)
-
+            si_, ss_, di_, ds_ = int64_args(context, builder, sig, args, (1, 2, 4, 5))
             vec = ir.VectorType(context.get_value_type(src_ty.dtype), LANES)
-            x = [builder.load(run_ptr(src_ty, args[0], si_, ss_, s), align=1)
+            x = [builder.load(run_pointer(context, builder, src_ty, args[0], si_, ss_, s), align=1)
                  for s in range(n_in)]
             for o, row in enumerate(rows):
                 total = None
@@ -90,7 +95,7 @@ def lane_mix(matrix, accumulate: bool):
                         total = builder.fadd(total, term)
                 if total is None:
                     total = ir.Constant(vec, [0.0] * LANES)
-                out = run_ptr(dst_ty, args[3], di_, ds_, o)
+                out = run_pointer(context, builder, dst_ty, args[3], di_, ds_, o)
                 if accumulate:
                     total = builder.fadd(builder.load(out, align=1), total)
                 builder.store(total, out, align=1)

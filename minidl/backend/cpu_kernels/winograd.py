@@ -40,7 +40,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from ._lanes import is_flat_float, lane_pointer
+from ._lanes import int64_args, is_flat_float, run_pointer
 from .winograd_transforms import (input_transform, input_transform_adjoint, output_transform,
                                   output_transform_adjoint)
 from ..reference.winograd import MATRICES, tile_counts
@@ -112,13 +112,10 @@ def _transpose8(typingctx, src, si, ss, dst, di, ds, addend):
 
     def codegen(context, builder, sig, args):
         src_ty, dst_ty = sig.args[0], sig.args[3]
-        i64 = ir.IntType(64)
-        si_, ss_, di_, ds_ = (context.cast(builder, args[k], sig.args[k], types.int64)
-                              for k in (1, 2, 4, 5))
+        si_, ss_, di_, ds_ = int64_args(context, builder, sig, args, (1, 2, 4, 5))
 
         def row_ptr(arr_ty, arr, base, stride, k):
-            index = builder.add(base, builder.mul(stride, ir.Constant(i64, k)))
-            return lane_pointer(context, builder, arr_ty, arr, index)
+            return run_pointer(context, builder, arr_ty, arr, base, stride, k)
 
         r = [builder.load(row_ptr(src_ty, args[0], si_, ss_, k), align=1) for k in range(8)]
         lo2, hi2 = [0, 8, 1, 9, 2, 10, 3, 11], [4, 12, 5, 13, 6, 14, 7, 15]
