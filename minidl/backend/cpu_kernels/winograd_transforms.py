@@ -15,7 +15,8 @@ Two ways to run a pass:
 
 * F(4x4, 3x3) with n a multiple of 8 images (every chunk of a batch of 8k): all outputs of
   a run position at once, 8 lanes at a time, by `lane_mix` intrinsics (see _lanes.py) with
-  F(4x4)'s matrices built in. The runs here are short (n = 32 images: four 8-float
+  F(4x4)'s matrices built in (so these branches, taken when alpha == 6, do not read the
+  matrix argument: alpha == 6 is F(4x4) and nothing else here). The runs here are short (n = 32 images: four 8-float
   vectors), and a loop per output paid its start-up cost and reloaded all 6 inputs for each
   of up to 6 outputs; the built-in matrices also drop the zero terms and the multiplies by
   +-1 (B^T: 14 multiplies and 16 adds per position instead of 36 and 30). On the MNIST
