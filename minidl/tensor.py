@@ -6,8 +6,10 @@ A Tensor holds
   grad_fn        the graph node that made it (None for leaves and for untracked results)
   _out_nr        which output of grad_fn it is (ops like split have several)
   grad           the accumulated gradient, a Tensor (leaves, or non-leaves after retain_grad)
-  _version       a one-element list shared with every view of the same memory; in-place ops
-                 bump it, and backward compares it with the stamp taken when it was saved.
+  _version       the in-place version counter: a one-element list shared with every view of
+                 the same memory; in-place ops bump it, and backward compares it with the
+                 stamp taken when it was saved. Until a tensor is first bumped or shared it
+                 holds the common `NEVER_MODIFIED = (0,)` (see autograd/function.py).
 
 Arithmetic, reductions, indexing and the rest are ops (floor 4, `minidl.ops`); they are bound
 as methods and operators by `minidl/ops/tensor_methods.py`, so `x.exp()`, `x + y` and
@@ -21,7 +23,7 @@ import numpy as np
 
 from . import dtypes as _dt
 from .autograd import function as _function
-from .autograd.function import AccumulateGrad
+from .autograd.function import AccumulateGrad, NEVER_MODIFIED, shared_version
 from .autograd.grad_mode import _state
 from .autograd.engine import run_backward as _run_backward
 from .backend import get_backend, device as _parse_device
@@ -62,7 +64,7 @@ class Tensor:
         self._be = be
         self.grad_fn = None
         self._requires_grad = False
-        self._version = [0]
+        self._version = NEVER_MODIFIED
         if requires_grad:
             self.requires_grad = True
 
@@ -205,7 +207,7 @@ class Tensor:
     def detach(self) -> "Tensor":
         """The same memory, cut from the graph (shares the version counter, like PyTorch)."""
         t = Tensor._wrap(self._data, self._be, None, 0)
-        t._version = self._version
+        t._version = shared_version(self)
         return t
 
     def detach_(self) -> "Tensor":
@@ -285,7 +287,7 @@ class Tensor:
         t._be = self._be
         t.grad_fn = None
         t._requires_grad = self._requires_grad
-        t._version = [0]
+        t._version = NEVER_MODIFIED
         if self.grad is not None:
             t.grad = self.grad.__deepcopy__(memo)
         memo[id(self)] = t
@@ -366,7 +368,7 @@ def _wrap(array, be, grad_fn, out_nr):
     t._be = be
     t.grad_fn = grad_fn
     t._requires_grad = grad_fn is not None
-    t._version = [0]
+    t._version = NEVER_MODIFIED
     if out_nr:
         t._out_nr = out_nr
     return t
@@ -382,7 +384,7 @@ def _rebuild_tensor(cls, host_array, device_name, requires_grad):
     t._be = be
     t.grad_fn = None
     t._requires_grad = bool(requires_grad)
-    t._version = [0]
+    t._version = NEVER_MODIFIED
     return t
 
 

@@ -225,8 +225,9 @@ def _finish_leaf(node, grad, capture, accumulate, create_graph, given_to_leaves)
             # allocating another gradient-sized array (gradient accumulation over
             # micro-batches then needs no extra memory)
             a += data
-            old._version[0] += 1
-        elif not old._requires_grad and _getrefcount(old._version) <= 2:
+            _fn.bump_version(old)
+        elif not old._requires_grad and (old._version is _fn.NEVER_MODIFIED
+                                         or _getrefcount(old._version) <= 2):
             # smaller ones (NumPy's in-place add costs more than a new array there): the new
             # array goes into the same Tensor, which saves making a Tensor per leaf per
             # backward. Its version counter is its own (no view or detached alias shares it)

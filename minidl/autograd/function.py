@@ -41,6 +41,31 @@ _Tensor = None  # minidl.tensor.Tensor, set by minidl.tensor at import (it is a 
 _new_tensor = object.__new__  # a bare Tensor, fields set by the caller (skips Tensor.__init__)
 _next_seq = itertools.count().__next__
 
+# The in-place version counter (see minidl/tensor.py). Most tensors are never modified in place
+# and share their memory with no view, so they all start with this one immutable counter
+# instead of a list each: making a list per op result (and freeing it) was ~40 ns of every op.
+# A tensor gets a list of its own the first time it is bumped or shared (`bump_version`,
+# `shared_version`); reading `t._version[0]` works on both forms.
+NEVER_MODIFIED = (0,)
+
+
+def bump_version(t) -> None:
+    """Record that `t`'s memory was just modified in place."""
+    v = t._version
+    if v is NEVER_MODIFIED:
+        t._version = [1]
+    else:
+        v[0] += 1
+
+
+def shared_version(t):
+    """`t`'s version counter as a list another tensor of the same memory can share (a view, a
+    detached alias, a saved output): a later bump through either is then seen by both."""
+    v = t._version
+    if v is NEVER_MODIFIED:
+        v = t._version = [0]
+    return v
+
 
 class AccumulateGrad:
     """The graph node of a leaf tensor: gradients arriving here are added to `tensor.grad`.
@@ -211,7 +236,7 @@ class Function:
             out = _new_tensor(Tensor)
             out._data = result
             out._be = be
-            out._version = [0]
+            out._version = NEVER_MODIFIED
             if cls.is_view:
                 _share_version(args[0], (out,))
             if not record or result.dtype.kind not in "fc":
@@ -223,7 +248,7 @@ class Function:
             ctx.next_edges = _edges(args, needs)
             ctx.seq = _next_seq()
             if ctx._saved_out is not None:
-                ctx._out_version = (out._version, 0)
+                ctx._out_version = (shared_version(out), 0)
             return out
         # several outputs (split, max with indices, ...)
         outs = [Tensor._wrap(o, be, ctx if record and o.dtype.kind in "fc" else None, i)
@@ -237,8 +262,8 @@ class Function:
             ctx._out_meta = [(o.shape, o.dtype) for o in result]
             saved_out = ctx._saved_out
             if saved_out is not None:
-                t = outs[saved_out[0]]
-                ctx._out_version = (t._version, t._version[0])
+                v = shared_version(outs[saved_out[0]])
+                ctx._out_version = (v, v[0])
         return tuple(outs)
 
     # apply1 and apply2 (below the class): the same protocol for the two most common argument
@@ -266,9 +291,11 @@ def apply1(cls, x, *consts):
         ctx.seq = _next_seq()
         out.grad_fn = ctx
         out._requires_grad = True
-        out._version = v = [0]
         if ctx._saved_out is not None:
+            out._version = v = [0]  # shared with the node, which checks it in backward
             ctx._out_version = (v, 0)
+        else:
+            out._version = NEVER_MODIFIED
     else:
         op = cls.array_op
         if op is not None:
@@ -281,7 +308,7 @@ def apply1(cls, x, *consts):
             out._data = cls.forward(ctx, x._data, *consts)
         out.grad_fn = None
         out._requires_grad = False
-        out._version = [0]
+        out._version = NEVER_MODIFIED
     if cls.is_view:
         _share_version(x, (out,))
     return out
@@ -295,7 +322,7 @@ def apply2(cls, a, b):
         _raise_device_mismatch(cls, (a, b))
     out = _new_tensor(_Tensor)
     out._be = be
-    out._version = [0]
+    out._version = NEVER_MODIFIED
     ra = a._requires_grad
     rb = b._requires_grad
     if (ra or rb) and _state[0]:
@@ -320,7 +347,7 @@ def apply2(cls, a, b):
         out.grad_fn = ctx
         out._requires_grad = True
         if ctx._saved_out is not None:
-            ctx._out_version = (out._version, 0)
+            ctx._out_version = (shared_version(out), 0)
     else:
         op = cls.array_op
         if op is not None:
@@ -357,7 +384,7 @@ def shape_only_binary(cls, general):
             if ad.dtype is bd.dtype and b._be is be:
                 out = _new_tensor(_Tensor)
                 out._be = be
-                out._version = [0]
+                out._version = NEVER_MODIFIED
                 # the operator bytecode, not a call of cls.array_op: a call costs ~30 ns more
                 out._data = ad - bd if subtract else ad + bd
                 ra = a._requires_grad
@@ -423,8 +450,9 @@ def _share_version(src, outs):
     """Views see the same memory, so an in-place change through any of them must be noticed
     by every saved copy: they share one version counter and remember their base tensor."""
     base = src._base if src._base is not None else src
+    version = shared_version(src)
     for o in outs:
-        o._version = src._version
+        o._version = version
         o._base = base
 
 

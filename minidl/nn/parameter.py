@@ -9,6 +9,7 @@ history even if `t` had one.
 """
 from __future__ import annotations
 
+from ..autograd.function import shared_version
 from ..tensor import Tensor
 
 
@@ -27,7 +28,7 @@ class Parameter(Tensor):
         self._out_nr = 0
         self._requires_grad = False
         self.grad = None
-        self._version = data._version  # same memory, so the same in-place version counter
+        self._version = shared_version(data)  # same memory, so the same in-place version counter
         self._base = None
         self._hooks = None
         self._accum = None

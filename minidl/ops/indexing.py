@@ -10,7 +10,7 @@ gradient must be *accumulated*: a plain `z[key] = g` would keep only the last wr
 from __future__ import annotations
 
 from .. import dtypes as _dt
-from ..autograd.function import Function
+from ..autograd.function import Function, bump_version
 from ._util import Tensor, canonical_dim, sum_to_shape
 
 
@@ -163,7 +163,7 @@ def setitem(x, key, value):
     recording = check_inplace(x, value)
     if not recording:
         x._data[key] = value._data if isinstance(value, Tensor) else value
-        x._version[0] += 1
+        bump_version(x)
         return x
     out = SetItem.apply(x, value, key)
     finish_inplace(x, out, copy=False)

@@ -12,6 +12,7 @@ Rules (PyTorch's):
 from __future__ import annotations
 
 from .. import dtypes as _dt
+from ..autograd.function import bump_version
 from ..autograd.grad_mode import _state
 from ._util import Tensor
 
@@ -40,7 +41,7 @@ def finish_inplace(x: Tensor, result: Tensor, copy: bool = True) -> Tensor:
     if copy:
         _write(x, result._data)
     else:
-        x._version[0] += 1
+        bump_version(x)
     x.grad_fn = result.grad_fn
     x._out_nr = result._out_nr
     x._requires_grad = result._requires_grad
@@ -52,7 +53,7 @@ def _write(x: Tensor, arr) -> None:
         raise RuntimeError(f"result type {_dt.from_numpy(arr.dtype)} can't be cast to the desired "
                            f"output type {x.dtype} of this in-place operation")
     x._be.xp.copyto(x._data, arr, casting="unsafe")
-    x._version[0] += 1
+    bump_version(x)
 
 
 def _castable(src, dst) -> bool:
@@ -89,7 +90,7 @@ def _fast_binary(ufunc_name, op):
                 isinstance(other, Tensor) and not _castable(o.dtype, x._data.dtype)):
             return apply_inplace(x, op, other)  # raises the dtype error
         getattr(x._be.xp, ufunc_name)(x._data, o, out=x._data, casting="unsafe")
-        x._version[0] += 1
+        bump_version(x)
         return x
     method.__name__ = ufunc_name + "_"
     return method
@@ -137,7 +138,7 @@ def zero_(x):
         from .elementwise import mul
         return apply_inplace(x, mul, 0.0)
     x._data.fill(0)
-    x._version[0] += 1
+    bump_version(x)
     return x
 
 
@@ -148,7 +149,7 @@ def fill_(x, value):
         from .elementwise import mul, add
         return apply_inplace(x, lambda a, v: add(mul(a, 0.0), v), value)
     x._data.fill(value)
-    x._version[0] += 1
+    bump_version(x)
     return x
 
 
@@ -167,7 +168,7 @@ def copy_(x, src):
                 expand(to_dtype(s, x._data.dtype), tuple(x.shape))
         return apply_inplace(x, take, src)
     x._be.xp.copyto(x._data, x._be.xp.broadcast_to(src._data, x._data.shape), casting="unsafe")
-    x._version[0] += 1
+    bump_version(x)
     return x
 
 
@@ -228,5 +229,5 @@ def _fill_from_host(x, host_values):
         raise RuntimeError("random in-place initialisation of a tensor that requires grad must run "
                            "under no_grad() (as nn.init does)")
     x._be.xp.copyto(x._data, x._be.from_numpy(host_values))
-    x._version[0] += 1
+    bump_version(x)
     return x

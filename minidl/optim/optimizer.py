@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from ..autograd.function import bump_version
 from ..autograd.grad_mode import enable_grad, no_grad
 from ..tensor import Tensor
 
@@ -135,7 +136,7 @@ class Optimizer:
                     if g.grad_fn is not None:   # a grad made with create_graph=True
                         g = p.grad = g.detach()
                     g._data.fill(0)
-                    g._version[0] += 1
+                    bump_version(g)
 
     def step(self, closure=None):
         """Update every parameter that has a gradient; parameters whose grad is None are
@@ -303,7 +304,7 @@ class Buckets:
             xp.copyto(original, copy)
         for bucket in self._by_key.values():
             for p in bucket.tensors:
-                p._version[0] += 1
+                bump_version(p)
 
 
 def _reject_set(params) -> None:
