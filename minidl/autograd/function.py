@@ -390,7 +390,7 @@ def shape_only_binary(cls, general):
                 ra = a._requires_grad
                 rb = b._requires_grad
                 if (ra or rb) and _state[0]:
-                    ctx = _new_node(cls)
+                    ctx = cls()
                     ctx._be = be
                     ctx.inputs = None  # as apply2 leaves it once forward has run
                     # the edges exactly as apply2 makes them, repeated rather than shared:
@@ -398,14 +398,15 @@ def shape_only_binary(cls, general):
                     if ra:
                         fn = a.grad_fn
                         ea = (fn, a._out_nr) if fn is not None else (a._accum or a._leaf_edge())
+                        ctx.needs_input_grad = _BOTH_NEEDED if rb else _FIRST_NEEDED
                     else:
                         ea = None
+                        ctx.needs_input_grad = _SECOND_NEEDED
                     if rb:
                         fn = b.grad_fn
                         eb = (fn, b._out_nr) if fn is not None else (b._accum or b._leaf_edge())
                     else:
                         eb = None
-                    ctx.needs_input_grad = (ra, rb)
                     if ad.shape != bd.shape:  # broadcast: backward sums back to these shapes
                         ctx.shapes = (ad.shape, bd.shape)
                     ctx.next_edges = (ea, eb)
@@ -422,7 +423,10 @@ def shape_only_binary(cls, general):
     return operator_fast_path
 
 
-_new_node = object.__new__  # a node without the type-call machinery of `cls()` (no __init__)
+# needs_input_grad of a two-input node, shared rather than made per node
+_BOTH_NEEDED = (True, True)
+_FIRST_NEEDED = (True, False)
+_SECOND_NEEDED = (False, True)
 
 
 Function.apply1 = classmethod(apply1)
