@@ -334,9 +334,12 @@ def test_sdpa_fully_masked_rows_give_zeros_not_nan(mod):
     np.testing.assert_array_equal(dbias[0, 0, 2, :3], 0)
 
 
-def test_fast_sdpa_chunks_and_tiles_agree_with_reference(monkeypatch):
+@pytest.mark.parametrize("backward_tile_rows", [128, 2])   # 9 query rows: 2 and 4 tiles
+def test_fast_sdpa_chunks_and_tiles_agree_with_reference(monkeypatch, backward_tile_rows):
     """Tiny chunks force several (batch, head) chunks and every query-row tile path."""
     monkeypatch.setattr(fast_attention, "_CHUNK_BYTES", 3 * 9 * 11 * 8)
+    monkeypatch.setattr(fast_attention, "_BACKWARD_TILE_ROWS", backward_tile_rows)
+    assert fast_attention._backward_tile_count(9) == (2 if backward_tile_rows == 128 else 4)
     for case in [((3, 5, 9, 4), 11, 3, True, None), ((3, 5, 9, 4), 11, 3, False, (5, 9, 11))]:
         q, k, v, bias, causal, dout = _attn_data(case, np.float64, seed=2)
         want = ref_attention.sdpa_forward(q, k, v, bias, causal, 0.3)
