@@ -271,7 +271,8 @@ class Tensor:
     def __iter__(self):
         if self._data.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
-        return (self[i] for i in range(self._data.shape[0]))
+        # unbind: one graph node with a view per row, as PyTorch iterates (ops/shape.py)
+        return iter(self.unbind(0))
 
     def __hash__(self):
         return id(self)

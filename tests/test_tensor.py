@@ -248,3 +248,18 @@ def test_cat_and_stack_messages():
         minidl.cat([minidl.zeros(3, 4), minidl.zeros(2, 5)], 0)
     with pytest.raises(RuntimeError, match="equal size"):
         minidl.stack([minidl.zeros(3), minidl.zeros(2)])
+
+
+def test_unbind_and_iteration_messages_and_views():
+    with pytest.raises(IndexError, match="0-d"):
+        minidl.unbind(minidl.tensor(1.0))
+    with pytest.raises(TypeError, match="iteration over a 0-d tensor"):
+        iter(minidl.tensor(1.0))
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        minidl.zeros(2, 3).unbind(2)
+    x = minidl.arange(6.0).reshape(2, 3)
+    rows = list(x)
+    assert [tuple(r.shape) for r in rows] == [(3,), (3,)]
+    assert list(minidl.zeros(0, 3)) == []
+    rows[1][0] = 10.0  # views: writing through a row writes the base, as in PyTorch
+    assert x.numpy()[1, 0] == 10.0

@@ -11,6 +11,7 @@ import builtins
 import math
 
 from ..autograd.function import Function
+from ..autograd.grad_mode import is_grad_enabled
 from ._util import Tensor, canonical_dim, canonical_dims, sum_to_shape
 
 
@@ -398,9 +399,35 @@ def chunk(x, chunks: int, dim: int = 0):
     return split(x, step, d)
 
 
+class Unbind(Function):
+    """x -> the slices x[..., i, ...] along `dim`, each a view without that dim (one node with
+    n outputs, as PyTorch's unbind; also what iterating over a tensor gives).
+
+    Backward stacks the slices' gradients back along `dim`; the engine hands zeros for the
+    slices that were not used. One node and one stack: indexing each slice separately instead
+    would make every slice's backward scatter into a zero tensor of the full size, then add
+    those full-size tensors up (`q, k, v = qkv` paid 3 zero fills and 2 full additions)."""
+    is_view = True
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        ctx.dim = dim
+        before = (slice(None),) * dim
+        return tuple(x[before + (i,)] for i in range(x.shape[dim]))
+
+    @staticmethod
+    def backward(ctx, *grads):
+        if is_grad_enabled():
+            return stack(grads, ctx.dim), None
+        be = ctx._be
+        return Tensor._wrap(be.xp.stack([g._data for g in grads], axis=ctx.dim), be, None, 0), None
+
+
 def unbind(x, dim: int = 0):
-    d = canonical_dim(dim, x.ndim)
-    return tuple(squeeze(p, d) for p in split(x, 1, d))
+    if x.ndim == 0:
+        raise IndexError(f"unbind: dimension {dim} specified but the tensor is 0-d (no dimensions "
+                         "to split along)")
+    return Unbind.apply(x, canonical_dim(dim, x.ndim))
 
 
 class Narrow(Function):

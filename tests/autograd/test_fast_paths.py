@@ -42,6 +42,8 @@ ROWS = [
     Row("sum_mean", lambda x: x.sum(0) * x.mean(), [(3, 4)]),
     Row("add_sub_mul_div", lambda a, b: (a + b) * (a - b) / b, [(3, 4), (4,)], positive=(1,)),
     Row("reshape_permute", lambda x: (x.reshape(4, 3).permute(1, 0) * x).sum(0), [(3, 4)]),
+    # one slice unused: its zero gradient is stacked with the others
+    Row("unbind", lambda x: (lambda s: (s[0] * s[2]).sum(0) + s[3].exp())(x.unbind(-1)), [(2, 3, 5)]),
 ]
 
 

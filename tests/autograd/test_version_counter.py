@@ -33,7 +33,8 @@ def test_bumping_one_fresh_tensor_leaves_the_others_alone():
 
 
 @pytest.mark.parametrize("route", ["view_modified", "base_modified", "detached_alias",
-                                   "alias_of_detached", "parameter_from_tensor"])
+                                   "alias_of_detached", "parameter_from_tensor",
+                                   "unbound_slice_modified", "iterated_row_saved"])
 def test_a_change_through_a_sharer_is_caught(route):
     x = leaf([[1.0, 2.0], [3.0, 4.0]])
     h = x * 1
@@ -51,6 +52,13 @@ def test_a_change_through_a_sharer_is_caught(route):
     elif route == "alias_of_detached":   # save the detached alias, modify the original
         d = h.detach().requires_grad_()
         y = (d * d).sum()
+        _modify(h)
+    elif route == "unbound_slice_modified":  # save the base, modify one of its unbind views
+        y = (h * h).sum()
+        _modify(h.unbind(1)[0])
+    elif route == "iterated_row_saved":  # save a row from iteration, modify the base
+        first, _ = h
+        y = (first * first).sum()
         _modify(h)
     else:                                # a Parameter made from a tensor shares its memory
         t = minidl.tensor([[1.0, 2.0], [3.0, 4.0]], dtype="float64")

@@ -131,6 +131,11 @@ ROWS = [
     R("split", lambda a: _lib(a).split(a, 2, 1)[1], [(3, 5)]),
     R("chunk_all", lambda a: _lib(a).cat([c * (i + 1) for i, c in enumerate(a.chunk(3, 0))], 0),
       [(7, 2)]),
+    # unbind and iteration: one node with a view per slice; unused slices get zero gradients
+    R("unbind_some", lambda a: (lambda s: s[0] * 2 + s[2].exp())(a.unbind(1)), [(3, 4)]),
+    R("unbind_last_dim", lambda a: _lib(a).stack(a.unbind(-1)[::-1], 0), [(2, 3, 2)]),
+    R("iterate_rows", lambda a: _lib(a).stack([r * (i + 1) for i, r in enumerate(a)], 1),
+      [(3, 2, 2)]),
     R("pad", lambda a: _F(a).pad(a, (1, 2, 0, 1)), [(2, 3)]),
     R("pad_reflect", lambda a: _F(a).pad(a, (2, 1), mode="reflect"), [(2, 2, 5)]),
     R("tril", lambda a: a.tril(), [(4, 4)]),
