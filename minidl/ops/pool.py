@@ -30,7 +30,9 @@ class MaxPool2d(Function):
         y, argmax = ctx._be.fused.max_pool2d_forward(ctx._be.xp.ascontiguousarray(x), kernel,
                                                      stride, padding, dilation, ceil_mode)
         ctx.argmax, ctx.x_shape = argmax, tuple(x.shape)
-        return (y, argmax) if return_indices else y
+        if return_indices:  # PyTorch's indices are int64; a backend may keep a narrower type
+            return y, argmax.astype("int64", copy=False)
+        return y
 
     @staticmethod
     def backward(ctx, grad, *unused_index_grad):
@@ -50,7 +52,8 @@ class MaxPoolScatter(Function):
     def backward(ctx, gg):
         # the adjoint of a scatter-add is a gather: read gg at every winner
         N, C, H, W = ctx.x_shape
-        index = Tensor._wrap(ctx.argmax.reshape(N, C, -1), ctx._be, None, 0)
+        index = Tensor._wrap(ctx.argmax.reshape(N, C, -1).astype("int64", copy=False), ctx._be,
+                             None, 0)
         picked = gg.reshape(N, C, H * W).gather(2, index)
         return picked.reshape(tuple(ctx.argmax.shape)), None, None
 

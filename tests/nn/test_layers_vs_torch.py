@@ -204,6 +204,7 @@ def test_maxpool_return_indices_match_pytorch():
     t_out, t_idx = tnn.MaxPool2d(2, return_indices=True)(torch.tensor(x))
     assert_close(out, t_out)
     np.testing.assert_array_equal(idx.numpy(), t_idx.numpy())
+    assert idx.dtype == minidl.int64  # as PyTorch's, whatever the backend keeps for backward
 
 
 @pytest.mark.parametrize("output_size", [(9, 11), (10, 12), [2, 4, 10, 11]])
