@@ -13,6 +13,7 @@ are passed to pytest or to the benchmark runner.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -39,7 +40,9 @@ def ensure_env(extras: str, with_torch: bool, with_cuda: bool = False) -> Path:
         venv.EnvBuilder(with_pip=True).create(VENV)
     if with_cuda:
         extras += ",cuda"
-    stamp = VENV / f".installed-{extras.replace(',', '-')}{'-torch' if with_torch else ''}"
+    # the stamp names the pyproject.toml it installed, so a changed dependency list reinstalls
+    deps = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()[:12]
+    stamp = VENV / f".installed-{extras.replace(',', '-')}{'-torch' if with_torch else ''}-{deps}"
     if not stamp.exists():
         pip = [py, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
         if run(pip + ["-e", f".[{extras}]"]) != 0:

@@ -18,6 +18,7 @@ from .dtypes import (dtype, float16, float32, float64, half, double, uint8, int8
 from .dtypes import float as float  # noqa: E402,F811  (minidl.float is float32, as torch.float)
 from .dtypes import int as int  # noqa: F811
 from .backend import device, Device
+from .backend.cpu_threads import set_num_threads, get_num_threads
 from .tensor import Tensor, Size
 from .creation import (tensor, from_numpy, as_tensor, zeros, ones, empty, full, zeros_like,
                        ones_like, empty_like, full_like, arange, linspace, eye, rand, randn,

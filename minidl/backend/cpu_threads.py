@@ -1,0 +1,75 @@
+"""How many CPU threads minidl's ops use: `minidl.set_num_threads` / `get_num_threads`.
+
+On the CPU, the only work minidl runs on more than one thread is NumPy's BLAS (matmul, the
+GEMMs of linear layers, convolutions and attention). The Numba kernels are serial on
+purpose: a second thread pool beside OpenBLAS's, whose idle workers keep spinning for a
+while after each GEMM, would fight it for the cores. So the thread count of minidl is the
+thread count of NumPy's BLAS, read and set through threadpoolctl. The setting is
+process-wide, as `torch.set_num_threads` is.
+
+The environment variables (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, MKL_NUM_THREADS) set the
+starting count before Python starts; these functions change it afterwards. One thread can
+be the faster choice on a busy or virtual machine (see benchmarks/README.md, "slow phases").
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+__all__ = ["set_num_threads", "get_num_threads"]
+
+_found = {"looked": False, "blas": None}
+
+
+def _numpy_blas():
+    """threadpoolctl's controller of the BLAS library NumPy calls, or None when that cannot be
+    told: no BLAS found, or several loaded of which none ships inside NumPy's own install
+    (NumPy's wheels keep theirs in `numpy.libs` or `numpy/.dylibs`; another library may
+    bring a BLAS of its own, which is not ours to change)."""
+    if not _found["looked"]:
+        from threadpoolctl import ThreadpoolController
+        blas = ThreadpoolController().select(user_api="blas").lib_controllers
+        numpy_dir = os.path.dirname(os.path.realpath(np.__file__))
+        own = (numpy_dir + os.sep, numpy_dir + ".libs" + os.sep)
+        inside = [c for c in blas if os.path.realpath(c.filepath).startswith(own)]
+        if len(inside) == 1:
+            _found["blas"] = inside[0]
+        elif len(blas) == 1:
+            _found["blas"] = blas[0]
+        _found["looked"] = True
+    return _found["blas"]
+
+
+def _require_blas(what: str):
+    blas = _numpy_blas()
+    if blas is None:
+        raise RuntimeError(
+            f"{what}: cannot tell which BLAS library NumPy uses (threadpoolctl found "
+            f"{_describe_found()}), so its thread count cannot be read or changed here; set "
+            f"OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS before starting Python "
+            f"instead")
+    return blas
+
+
+def _describe_found() -> str:
+    from threadpoolctl import ThreadpoolController
+    libs = ThreadpoolController().select(user_api="blas").lib_controllers
+    return ", ".join(os.path.basename(c.filepath) for c in libs) or "no BLAS library"
+
+
+def get_num_threads() -> int:
+    """The number of threads minidl's CPU ops use (NumPy's BLAS thread count)."""
+    return int(_require_blas("get_num_threads").num_threads)
+
+
+def set_num_threads(n: int) -> None:
+    """Use `n` threads (n >= 1) for minidl's CPU ops from now on, as torch.set_num_threads.
+
+    It sets NumPy's BLAS thread count for the whole process, so NumPy code outside minidl
+    follows it too."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"set_num_threads: expected a positive int, got {type(n).__name__} {n!r}")
+    if n < 1:
+        raise ValueError(f"set_num_threads: expected a positive int, got {n}")
+    _require_blas("set_num_threads").set_num_threads(int(n))
