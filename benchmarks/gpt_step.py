@@ -50,6 +50,7 @@ def _worker(lib_name, cfg, state, conn):
     else:
         import minidl as lib
         import minidl.optim  # noqa: F401
+        lib.set_num_threads(cfg["threads"])           # NumPy's BLAS threads
         tensor = lib.tensor
     model = gpt_model.make_gpt_class(lib)(gpt_model.GPTConfig(**cfg["model"]))
     model.load_state_dict({k: tensor(v) for k, v in state.items()})
@@ -140,7 +141,7 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--block-size", type=int, default=128)
-    parser.add_argument("--threads", type=int, default=2, help="PyTorch intra-op threads")
+    parser.add_argument("--threads", type=int, default=2, help="threads for each library (PyTorch intra-op, NumPy BLAS)")
     parser.add_argument("--pause", type=float, default=0.05,
                         help="seconds between steps (idle thread pools park)")
     parser.add_argument("--quick", action="store_true", help="tiny model, 3 steps")

@@ -310,6 +310,8 @@ def _serve(conn, lib: str, row: str, threads: int) -> None:
     import time
     if lib == "torch":
         _torch().set_num_threads(threads)
+    else:
+        minidl.set_num_threads(threads)          # NumPy's BLAS, for minidl and the NumPy floor
     if row in STEP_ROWS:
         pair = TrainPair(*STEP_ROWS[row])
         fn = {"minidl": pair.step, "torch": pair.torch_step, "numpy": None}[lib] or \
