@@ -455,4 +455,5 @@ def _unwrap_nested(data):
 
 
 _function._Tensor = Tensor
+_function._CPU_BACKEND = _CPU
 _function._wrap = _wrap
