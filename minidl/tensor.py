@@ -30,10 +30,31 @@ from .backend import get_backend, device as _parse_device
 from .backend import cpu as _cpu  # noqa: F401  (registers the 'cpu' backend)
 
 _CPU = get_backend("cpu")
-_new_object = object.__new__
 
 
-class Tensor:
+class _TensorType(type):
+    """The type of `Tensor` (its metaclass), there for one speed trick.
+
+    Every op makes a result Tensor and fills its fields itself (`_wrap`). The cheapest way
+    CPython has to make an empty instance is calling the class when the class has no Python
+    `__init__`: `type.__call__` then allocates in C and runs nothing else. The usual
+    `object.__new__(Tensor)` packs and checks an argument tuple first, and CPython 3.11 cannot
+    specialise its call site: the 1-element `a + b` took ~50 ns less with `_bare_tensor()`.
+    So `Tensor` keeps its public constructor in `_init`, and this `__call__` runs it:
+    `Tensor(data)` works as usual, and `_bare_tensor()` below is the fast empty one.
+
+    A subclass customises construction by overriding `_init` (as `nn.Parameter` does). One
+    that defines `__init__` instead is constructed the ordinary Python way."""
+
+    def __call__(cls, *args, **kwargs):
+        if cls.__init__ is not object.__init__:  # a subclass with its own __init__
+            return type.__call__(cls, *args, **kwargs)
+        t = type.__call__(cls)  # allocate only: Tensor defines no __init__
+        t._init(*args, **kwargs)
+        return t
+
+
+class Tensor(metaclass=_TensorType):
     # The five fields every tensor sets live in slots (fast to create and read); the rarely
     # used ones fall back to the class defaults below until a tensor sets its own (which then
     # goes into the instance __dict__). Making a tensor is on every op's hot path.
@@ -48,8 +69,10 @@ class Tensor:
 
     __array_priority__ = 1000  # numpy scalars/arrays on the left defer to our operators
 
-    def __init__(self, data, dtype=None, device=None, requires_grad: bool = False):
-        """Like `torch.tensor`: copy `data` (numbers, nested lists, arrays, Tensors)."""
+    def _init(self, data, dtype=None, device=None, requires_grad: bool = False):
+        """`Tensor(data, dtype=None, device=None, requires_grad=False)`, like `torch.tensor`:
+        copy `data` (numbers, nested lists, arrays, Tensors). (The constructor; see
+        `_TensorType` for why it is not named `__init__`.)"""
         be = get_backend(device) if device is not None else None
         if isinstance(data, Tensor):
             if be is None:
@@ -364,7 +387,7 @@ def _wrap(array, be, grad_fn, out_nr):
     It always makes a plain Tensor. It is also `Tensor._wrap`; the hottest callers (the
     backward walk, first-order backward formulas: one call per gradient) use this module-level
     name, which skips the staticmethod lookup a call through the class costs."""
-    t = _new_object(Tensor)
+    t = _bare_tensor()
     t._data = array
     t._be = be
     t.grad_fn = grad_fn
@@ -376,6 +399,8 @@ def _wrap(array, be, grad_fn, out_nr):
 
 
 Tensor._wrap = staticmethod(_wrap)
+# `_bare_tensor()`: a new Tensor with no field set, made in C alone (see `_TensorType`)
+_bare_tensor = type.__call__.__get__(Tensor)
 
 
 def _rebuild_tensor(cls, host_array, device_name, requires_grad):
@@ -455,5 +480,6 @@ def _unwrap_nested(data):
 
 
 _function._Tensor = Tensor
+_function._bare_tensor = _bare_tensor
 _function._CPU_BACKEND = _CPU
 _function._wrap = _wrap

@@ -143,6 +143,57 @@ def test_default_dtype_switch():
     assert minidl.tensor([1.5]).dtype is minidl.float32
 
 
+# ---- the constructor and subclasses (Tensor keeps its constructor in _init: see _TensorType)
+def test_tensor_constructor_copies_and_takes_its_keywords():
+    src = np.array([1.0, 2.0])
+    t = minidl.Tensor(src, dtype=minidl.float32, requires_grad=True)
+    src[0] = 9.0
+    assert type(t) is minidl.Tensor and t.dtype is minidl.float32 and t.requires_grad
+    assert t.tolist() == [1.0, 2.0] and t.is_leaf and t.grad_fn is None
+    with pytest.raises(TypeError):
+        minidl.Tensor()  # the data argument is required, as in _init's signature
+
+
+def test_op_results_are_plain_tensors_with_every_field_set():
+    a = minidl.tensor([1.0, 2.0], requires_grad=True)
+    c = a + a
+    assert type(c) is minidl.Tensor and c.grad_fn is not None and c.requires_grad
+    assert c._version[0] == 0 and c.grad is None and not c.is_leaf
+
+
+def test_subclass_overriding_init_hook():
+    class Doubled(minidl.Tensor):
+        __slots__ = ()
+
+        def _init(self, data):
+            super()._init(np.asarray(data) * 2)
+
+    d = Doubled([1.0, 2.0])
+    assert type(d) is Doubled and d.tolist() == [2.0, 4.0]
+    assert type(d + d) is minidl.Tensor  # ops return plain tensors, as before
+
+
+def test_subclass_with_its_own_dunder_init_is_constructed_the_usual_way():
+    class Labelled(minidl.Tensor):
+        def __init__(self, data, label):
+            self._init(data)
+            self.label = label
+
+    t = Labelled([3.0], label="x")
+    assert type(t) is Labelled and t.label == "x" and t.tolist() == [3.0]
+    with pytest.raises(TypeError):
+        Labelled([3.0])  # its own signature is the one checked
+
+
+def test_parameter_constructor_still_shares_memory():
+    base = minidl.tensor([1.0, 2.0])
+    p = minidl.nn.Parameter(base)
+    assert type(p) is minidl.nn.Parameter and p.requires_grad and p.is_leaf
+    with minidl.no_grad():
+        base.mul_(3.0)
+    assert p.tolist() == [3.0, 6.0]  # the same memory, as in PyTorch
+
+
 # ---- attributes and conversions -----------------------------------------------------------
 def test_basic_attributes():
     x = minidl.zeros(2, 3, 4)

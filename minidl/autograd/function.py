@@ -41,7 +41,7 @@ from .grad_mode import _state
 
 _Tensor = None  # minidl.tensor.Tensor, set by minidl.tensor at import (it is a floor above)
 _CPU_BACKEND = None  # minidl's CPU backend, set there too (see shape_only_binary)
-_new_tensor = object.__new__  # a bare Tensor, fields set by the caller (skips Tensor.__init__)
+_bare_tensor = None  # makes a bare Tensor, fields set by the caller; set by minidl.tensor
 _next_seq = itertools.count().__next__
 
 # The in-place version counter (see minidl/tensor.py). Most tensors are never modified in place
@@ -236,7 +236,7 @@ class Function:
             be = out_be  # the op put its result on another device
         if type(result) is not tuple:
             # the common case: one output
-            out = _new_tensor(Tensor)
+            out = _bare_tensor()
             out._data = result
             out._be = be
             out._version = NEVER_MODIFIED
@@ -280,7 +280,7 @@ def apply1(cls, x, *consts):
     """`apply` for one Tensor argument (plus non-tensor constants such as dims or a shape) and
     one float output — unary math, activations, reductions, reshapes: the same protocol, minus
     the generic argument handling."""
-    out = _new_tensor(_Tensor)
+    out = _bare_tensor()
     be = out._be = x._be
     if x._requires_grad and _state[0]:
         ctx = cls()
@@ -323,7 +323,7 @@ def apply2(cls, a, b):
     be = a._be
     if b._be is not be:
         _raise_device_mismatch(cls, (a, b))
-    out = _new_tensor(_Tensor)
+    out = _bare_tensor()
     out._be = be
     out._version = NEVER_MODIFIED
     ra = a._requires_grad
@@ -389,7 +389,7 @@ def shape_only_binary(cls, general):
             bd = b._data
             be = a._be
             if ad.dtype is bd.dtype and b._be is be:
-                out = _new_tensor(_Tensor)
+                out = _bare_tensor()
                 out._be = be
                 out._version = NEVER_MODIFIED
                 if be is _CPU_BACKEND:

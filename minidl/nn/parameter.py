@@ -16,7 +16,7 @@ from ..tensor import Tensor
 class Parameter(Tensor):
     __slots__ = ()
 
-    def __init__(self, data=None, requires_grad: bool = True):
+    def _init(self, data=None, requires_grad: bool = True):  # the constructor (see Tensor)
         if data is None:
             from ..creation import empty
             data = empty(0)
