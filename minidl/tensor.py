@@ -17,6 +17,7 @@ as methods and operators by `minidl/ops/tensor_methods.py`, so `x.exp()`, `x + y
 """
 from __future__ import annotations
 
+import inspect as _inspect
 import weakref
 
 import numpy as np
@@ -52,6 +53,14 @@ class _TensorType(type):
         t = type.__call__(cls)  # allocate only: Tensor defines no __init__
         t._init(*args, **kwargs)
         return t
+
+    @property
+    def __signature__(cls):
+        """What help() and IDEs show for `Tensor(...)`: the constructor's parameters, not
+        this `__call__`'s (*args, **kwargs)."""
+        init = cls.__init__ if cls.__init__ is not object.__init__ else cls._init
+        sig = _inspect.signature(init)
+        return sig.replace(parameters=list(sig.parameters.values())[1:])  # without self
 
 
 class Tensor(metaclass=_TensorType):

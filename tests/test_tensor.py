@@ -1,6 +1,8 @@
 """The Tensor API: creation, dtypes and promotion, devices, conversions, errors."""
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 
@@ -152,6 +154,9 @@ def test_tensor_constructor_copies_and_takes_its_keywords():
     assert t.tolist() == [1.0, 2.0] and t.is_leaf and t.grad_fn is None
     with pytest.raises(TypeError):
         minidl.Tensor()  # the data argument is required, as in _init's signature
+    assert list(inspect.signature(minidl.Tensor).parameters) == \
+        ["data", "dtype", "device", "requires_grad"]
+    assert list(inspect.signature(minidl.nn.Parameter).parameters) == ["data", "requires_grad"]
 
 
 def test_op_results_are_plain_tensors_with_every_field_set():
@@ -179,6 +184,7 @@ def test_subclass_with_its_own_dunder_init_is_constructed_the_usual_way():
             self._init(data)
             self.label = label
 
+    assert list(inspect.signature(Labelled).parameters) == ["data", "label"]
     t = Labelled([3.0], label="x")
     assert type(t) is Labelled and t.label == "x" and t.tolist() == [3.0]
     with pytest.raises(TypeError):
