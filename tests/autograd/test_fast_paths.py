@@ -288,3 +288,19 @@ def test_operator_number_and_promotion_take_the_general_route(other):
         np.testing.assert_allclose(out.detach().numpy(), expect)
     assert (a + a.double()).dtype == minidl.float64
     assert (a + other).dtype == minidl.float32
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda-emu"])
+def test_operator_fast_path_on_each_device(device):
+    # the CPU calls NumPy's ufunc itself; other devices keep the array's own operator
+    rng = np.random.default_rng(3)
+    a_np, b_np = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    a = minidl.tensor(a_np, device=device, requires_grad=True)
+    b = minidl.tensor(b_np, device=device, requires_grad=True)
+    total, diff = a + b, a - b
+    assert str(total.device) == device and type(total.grad_fn).__name__ == "Add"
+    np.testing.assert_allclose(total.detach().cpu().numpy(), a_np + b_np, rtol=1e-6)
+    np.testing.assert_allclose(diff.detach().cpu().numpy(), a_np - b_np, rtol=1e-6)
+    (total * 2 + diff).sum().backward()  # d/da = 3, d/db = 1
+    np.testing.assert_allclose(a.grad.cpu().numpy(), np.full((3, 4), 3.0))
+    np.testing.assert_allclose(b.grad.cpu().numpy(), np.full((3, 4), 1.0))
