@@ -1,4 +1,5 @@
-"""minidl.set_num_threads / get_num_threads: NumPy's BLAS thread count, as torch's pair."""
+"""minidl.set_num_threads / get_num_threads: minidl's own CPU thread count, as torch's pair;
+NumPy's BLAS setting outside minidl is left alone."""
 import os
 import subprocess
 import sys
@@ -29,11 +30,17 @@ def restore_threads():
     minidl.set_num_threads(before)
 
 
-def test_set_then_get_changes_numpys_blas(restore_threads):
-    for n in (1, 2, 1):
+def test_set_then_get_changes_minidls_count_and_leaves_numpys_blas(restore_threads):
+    from minidl.backend import cpu_pool
+    numpy_blas = _numpy_blas_threads_seen_by_threadpoolctl()
+    for n in (1, 2, 3, 1):
         minidl.set_num_threads(n)
         assert minidl.get_num_threads() == n
-        assert _numpy_blas_threads_seen_by_threadpoolctl() == n
+        if cpu_pool.available():
+            assert cpu_pool.num_threads() == n
+            assert _numpy_blas_threads_seen_by_threadpoolctl() == numpy_blas
+        else:      # no pool of its own here: the BLAS count is minidl's count
+            assert _numpy_blas_threads_seen_by_threadpoolctl() == n
     minidl.set_num_threads(np.int64(2))         # NumPy integers are ints too
     assert minidl.get_num_threads() == 2
 
@@ -62,8 +69,10 @@ def test_bad_counts_are_refused_and_change_nothing(restore_threads, bad, error, 
 
 
 def test_an_unknown_blas_gives_a_clear_error(monkeypatch):
+    from minidl.backend import cpu_pool
     monkeypatch.setitem(cpu_threads._found, "looked", True)
     monkeypatch.setitem(cpu_threads._found, "blas", None)
+    monkeypatch.setattr(cpu_pool, "available", lambda: False)   # so no pool of minidl's own
     for call in (lambda: minidl.get_num_threads(), lambda: minidl.set_num_threads(1)):
         with pytest.raises(RuntimeError, match="cannot tell which BLAS library NumPy uses") as info:
             call()
@@ -89,7 +98,9 @@ def test_numpys_own_blas_is_chosen_beside_another_librarys(restore_threads):
     numpy_dir = os.path.dirname(os.path.realpath(np.__file__))
     if blas is None or not os.path.realpath(blas.filepath).startswith(numpy_dir):
         pytest.skip("NumPy here does not ship its own BLAS inside its install")
+    from minidl.backend import cpu_pool
     before = torch.get_num_threads()
     minidl.set_num_threads(1)
     assert torch.get_num_threads() == before      # PyTorch's own pool is left alone
-    assert _numpy_blas_threads_seen_by_threadpoolctl() == 1
+    with cpu_pool.blas_held():                    # what minidl's ops hold NumPy's BLAS at
+        assert _numpy_blas_threads_seen_by_threadpoolctl() == 1

@@ -1,15 +1,17 @@
 """How many CPU threads minidl's ops use: `minidl.set_num_threads` / `get_num_threads`.
 
-On the CPU, the only work minidl runs on more than one thread is NumPy's BLAS (matmul, the
-GEMMs of linear layers, convolutions and attention). The Numba kernels are serial on
-purpose: a second thread pool beside OpenBLAS's, whose idle workers keep spinning for a
-while after each GEMM, would fight it for the cores. So the thread count of minidl is the
-thread count of NumPy's BLAS, read and set through threadpoolctl. The setting is
-process-wide, as `torch.set_num_threads` is.
+minidl runs its multi-threaded CPU work on threads of its own (`cpu_pool.py`: large GEMMs
+split by rows, attention by (batch, head) pairs, the Winograd convolution by image chunks),
+with NumPy's BLAS held at one thread while it does, because OpenBLAS's idle workers spin
+after each threaded call and would fight minidl's threads for the cores. These two functions
+set and read minidl's count, as `torch.set_num_threads` sets PyTorch's; NumPy code outside
+minidl keeps its own BLAS setting.
 
-The environment variables (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, MKL_NUM_THREADS) set the
-starting count before Python starts; these functions change it afterwards. One thread can
-be the faster choice on a busy or virtual machine (see benchmarks/README.md, "slow phases").
+The starting count is NumPy's BLAS thread count when minidl first needs it, so the
+environment variables (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, MKL_NUM_THREADS) set it before
+Python starts. Where NumPy's BLAS is not an OpenBLAS whose count can be held per call (MKL,
+BLIS, OpenBLAS built with OpenMP), minidl keeps one thread of its own and these functions
+read and set the BLAS thread count itself, through threadpoolctl, as before.
 """
 from __future__ import annotations
 
@@ -59,17 +61,24 @@ def _describe_found() -> str:
 
 
 def get_num_threads() -> int:
-    """The number of threads minidl's CPU ops use (NumPy's BLAS thread count)."""
+    """The number of threads minidl's CPU ops use."""
+    from . import cpu_pool
+    if cpu_pool.available():
+        return cpu_pool.num_threads()
     return int(_require_blas("get_num_threads").num_threads)
 
 
 def set_num_threads(n: int) -> None:
     """Use `n` threads (n >= 1) for minidl's CPU ops from now on, as torch.set_num_threads.
 
-    It sets NumPy's BLAS thread count for the whole process, so NumPy code outside minidl
-    follows it too."""
+    It sets minidl's own thread count; NumPy's BLAS setting for code outside minidl is left
+    as it was (see the module docstring for the case where that cannot be done)."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"set_num_threads: expected a positive int, got {type(n).__name__} {n!r}")
     if n < 1:
         raise ValueError(f"set_num_threads: expected a positive int, got {n}")
-    _require_blas("set_num_threads").set_num_threads(int(n))
+    from . import cpu_pool
+    if cpu_pool.available():
+        cpu_pool.set_threads(int(n))
+    else:
+        _require_blas("set_num_threads").set_num_threads(int(n))

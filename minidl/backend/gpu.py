@@ -48,6 +48,10 @@ class CudaEmuBackend:
     def synchronize(self) -> None:
         pass
 
+    @staticmethod
+    def matmul(a, b):
+        return np.matmul(a, b)
+
 
 class CudaBackend:
     name = "cuda"
@@ -91,6 +95,9 @@ class CudaBackend:
 
     def synchronize(self) -> None:
         self.xp.cuda.Device(self.device.index or 0).synchronize()
+
+    def matmul(self, a, b):
+        return self.xp.matmul(a, b)   # cuBLAS
 
 
 register_backend("cuda-emu", CudaEmuBackend)

@@ -60,7 +60,7 @@ class Linear(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias):
-        y = x @ weight.T          # BLAS reads the transposed view directly, no copy
+        y = ctx._be.matmul(x, weight.T)   # BLAS reads the transposed view directly, no copy
         if bias is not None:
             y += bias
         nx, nw, _ = ctx.needs_input_grad
@@ -77,8 +77,8 @@ class Linear(Function):
                     grad.mT @ x if nw else None,
                     grad.sum(0) if nb else None)
         g, be = grad._data, ctx._be
-        return (Tensor._wrap(g @ weight._data, be, None, 0) if nx else None,
-                Tensor._wrap(g.T @ x._data, be, None, 0) if nw else None,   # BLAS reads g.T
+        return (Tensor._wrap(be.matmul(g, weight._data), be, None, 0) if nx else None,
+                Tensor._wrap(be.matmul(g.T, x._data), be, None, 0) if nw else None,  # reads g.T
                 Tensor._wrap(g.sum(0), be, None, 0) if nb else None)
 
 

@@ -14,17 +14,18 @@ from ..autograd.function import Function
 from ._util import Tensor, sum_to_shape
 
 
-def _fold_matmul(xp, a, b):
-    """a @ b, folding a's leading dims into one GEMM when b is a plain matrix."""
+def _fold_matmul(be, a, b):
+    """a @ b, folding a's leading dims into one GEMM when b is a plain matrix. `be.matmul` is
+    the device's product (on the CPU, split over minidl's threads)."""
     if a.ndim > 2 and b.ndim == 2:
         lead = a.shape[:-1]
         a2 = a.reshape(-1, a.shape[-1])  # a view when a is contiguous
-        return xp.matmul(a2, b).reshape(lead + (b.shape[1],))
+        return be.matmul(a2, b).reshape(lead + (b.shape[1],))
     if a.ndim > 2 and not a.flags.c_contiguous:
-        a = xp.ascontiguousarray(a)
+        a = be.xp.ascontiguousarray(a)
     if b.ndim > 2 and not b.flags.c_contiguous:
-        b = xp.ascontiguousarray(b)
-    return xp.matmul(a, b)
+        b = be.xp.ascontiguousarray(b)
+    return be.matmul(a, b)
 
 
 class MatMul(Function):
@@ -33,7 +34,7 @@ class MatMul(Function):
         na, nb = ctx.needs_input_grad
         ctx.save_for_backward(ctx.inputs[0] if nb else None, ctx.inputs[1] if na else None)
         ctx.shapes = (a.shape, b.shape)
-        return _fold_matmul(ctx._be.xp, a, b)
+        return _fold_matmul(ctx._be, a, b)
 
     @staticmethod
     def backward(ctx, grad):

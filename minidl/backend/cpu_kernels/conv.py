@@ -42,6 +42,7 @@ from numba import types
 from numba.extending import intrinsic
 
 from . import winograd
+from .. import cpu_pool
 from ._lanes import LANES, is_flat_float, lane_pointer
 from ..reference._checks import require_float
 from ..reference.conv import check_conv_args, conv_geometry, shape_of
@@ -428,7 +429,7 @@ def conv2d_forward(x, weight, bias, stride, padding, dilation, groups):
         _im2col_any(xp[n0:n1], kh, kw, s, d, OH, OW, cols.reshape(C * kh * kw, Lc))
         y2 = out_buf[:O * Lc].reshape(groups, Og, Lc)
         for g in range(groups):
-            np.matmul(w3[g], cols[g], out=y2[g])
+            cpu_pool.matmul(w3[g], cols[g], out=y2[g])
         # (O, n, OH*OW) -> (n, O, OH*OW), adding the bias during the copy we must make anyway
         _columns_to_nchw(y2.reshape(O, Lc), bias_arr, bias is not None, y[n0:n1])
     return y.reshape(N, O, OH, OW), None
@@ -487,10 +488,10 @@ def conv2d_backward(dy, x, weight, saved, stride, padding, dilation, groups,
                 cols[...] = saved.reshape(groups, Kg, N, L_img)[:, :, n0:n1].reshape(
                     groups, Kg, Lc)
             for g in range(groups):
-                dweight[g] += dy2[g] @ cols[g].T    # BLAS reads the .T view in place
+                dweight[g] += cpu_pool.matmul(dy2[g], cols[g].T)   # BLAS reads the .T view
         if need_input_grad:
             for g in range(groups):                 # the columns are no longer needed:
-                np.matmul(w3[g].T, dy2[g], out=cols[g])   # their buffer takes dcols
+                cpu_pool.matmul(w3[g].T, dy2[g], out=cols[g])   # their buffer takes dcols
             _col2im_into(cols.reshape(C * kh * kw, Lc), kh, kw, s, p, d, OH, OW,
                          dx[n0:n1])
     if need_weight_grad:

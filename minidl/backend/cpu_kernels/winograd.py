@@ -28,6 +28,13 @@ Per chunk of n images (a = m + 2, T = TH * TW tiles per image):
                dxt (C, HH, WW, n)     <- adjoint input transform of dV (overlaps added)
                dx chunk               <- dxt, cropped, transposed
 
+Threads. The chunks are dealt out to minidl's CPU threads (`cpu_pool.split_range`), whole,
+with NumPy's BLAS held at one thread: each thread transforms, multiplies and transforms back
+its own chunks, and the weight gradient's per-thread parts are added at the end. On 2 cores
+the MNIST layer's forward + backward went from ~2.3 to ~1.7 ms: split by OpenBLAS instead,
+each of the 36 small GEMMs per chunk was shared by the two threads (a hand-off each) and the
+transforms ran on one.
+
 The forward saves nothing: the weight gradient rebuilds V from x (one input transform, a
 few percent of the layer), as the im2col path rebuilds its columns, so a training step's
 peak memory does not grow by V.
@@ -40,6 +47,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
+from .. import cpu_pool
 from ._lanes import int64_args, is_flat_float, run_pointer
 from .winograd_transforms import (input_transform, input_transform_adjoint, output_transform,
                                   output_transform_adjoint)
@@ -340,9 +348,11 @@ def _plan(x_shape, O, padding, m):
 
 def _chunk_size(N, alpha2_T, C, O):
     """Images per chunk: V and M of one chunk within about CHUNK_BYTES (float32), and a
-    multiple of 8 when the batch allows (the transposes' 8x8 blocks)."""
+    multiple of 8 when the batch allows (the transposes' 8x8 blocks). Each of minidl's
+    threads works on a chunk of its own at a time, so the budget is shared between them:
+    the step's peak memory does not grow with the thread count."""
     per_image = alpha2_T * max(C, O) * 4
-    n = max(1, min(N, CHUNK_BYTES // per_image))
+    n = max(1, min(N, CHUNK_BYTES // cpu_pool.num_threads() // per_image))
     return n - n % 8 if n >= 8 else n
 
 
@@ -401,14 +411,18 @@ def conv3x3_forward(x, weight, bias, padding, m: int | None = None):
     U = filter_transform(np.ascontiguousarray(weight), m)       # (a*a, O, C)
     y = np.empty((N, O, OH, OW), dtype=dt)
     bias_arr = np.ascontiguousarray(bias) if bias is not None else np.zeros(1, dt)
-    for n0 in range(0, N, n_max):
-        n = min(n_max, N - n0)
-        chunk = _Chunk(C, O, TH, TW, n, m, dt)
-        V = chunk.input_transform(x[n0:n0 + n], padding)
-        M = np.matmul(U, V)                                    # a*a GEMMs (O, C) x (C, T*n)
-        del V               # each temporary is dropped as soon as it is used (peak memory)
-        chunk.output_transform(M, bias_arr, bias is not None, y[n0:n0 + n])
-        del M
+
+    def images(lo, hi):   # the chunks of images lo .. hi - 1, on one thread
+        for n0 in range(lo, hi, n_max):
+            n = min(n_max, hi - n0)
+            chunk = _Chunk(C, O, TH, TW, n, m, dt)
+            V = chunk.input_transform(x[n0:n0 + n], padding)
+            M = np.matmul(U, V)                                # a*a GEMMs (O, C) x (C, T*n)
+            del V           # each temporary is dropped as soon as it is used (peak memory)
+            chunk.output_transform(M, bias_arr, bias is not None, y[n0:n0 + n])
+            del M
+
+    cpu_pool.split_range(N, images, work=U.size * TH * TW * N, align=n_max)
     return y
 
 
@@ -428,22 +442,32 @@ def conv3x3_backward(dy, x, weight, padding, need_input_grad, need_weight_grad,
     if not (need_input_grad or need_weight_grad):
         return None, None, dbias
     U = filter_transform(np.ascontiguousarray(weight), m) if need_input_grad else None
-    dU = np.zeros(((m + 2) ** 2, O, C), dt) if need_weight_grad else None
     dx = np.empty((N, C, H, W), dt) if need_input_grad else None
     if need_weight_grad:
         x = np.ascontiguousarray(x)
-    for n0 in range(0, N, n_max):
-        n = min(n_max, N - n0)
-        chunk = _Chunk(C, O, TH, TW, n, m, dt)
-        dM = chunk.output_transform_adjoint(dy[n0:n0 + n])
-        if need_weight_grad:
-            V = chunk.input_transform(x[n0:n0 + n], padding)   # rebuilt, not saved
-            dU += np.matmul(dM, V.transpose(0, 2, 1))          # BLAS reads the .T view
-            del V
-        dV = np.matmul(U.transpose(0, 2, 1), dM) if need_input_grad else None  # (a*a, C, T*n)
-        del dM              # freed before the input gradient's buffers are made
-        if dV is not None:
-            chunk.input_transform_adjoint(dV, padding, dx[n0:n0 + n])
-            del dV
+
+    def images(lo, hi):   # the chunks of images lo .. hi - 1, on one thread: their dU part
+        dU_part = np.zeros(((m + 2) ** 2, O, C), dt) if need_weight_grad else None
+        for n0 in range(lo, hi, n_max):
+            n = min(n_max, hi - n0)
+            chunk = _Chunk(C, O, TH, TW, n, m, dt)
+            dM = chunk.output_transform_adjoint(dy[n0:n0 + n])
+            if need_weight_grad:
+                V = chunk.input_transform(x[n0:n0 + n], padding)   # rebuilt, not saved
+                dU_part += np.matmul(dM, V.transpose(0, 2, 1))     # BLAS reads the .T view
+                del V
+            dV = np.matmul(U.transpose(0, 2, 1), dM) if need_input_grad else None
+            del dM          # freed before the input gradient's buffers are made
+            if dV is not None:                                      # (a*a, C, T*n)
+                chunk.input_transform_adjoint(dV, padding, dx[n0:n0 + n])
+                del dV
+        return dU_part
+
+    parts = cpu_pool.split_range(N, images, work=(m + 2) ** 2 * O * C * TH * TW * N,
+                                 align=n_max)
+    if need_weight_grad:
+        dU = parts[0]
+        for part in parts[1:]:
+            dU += part
     dweight = filter_transform_adjoint(dU, m) if need_weight_grad else None
     return dx, dweight, dbias
