@@ -160,7 +160,9 @@ class blas_held:
 # the caller, the worker landed on the caller's vCPU, and the two then shared one vCPU until
 # the load balancer moved one away, milliseconds later (an MLP step in the benchmark suite,
 # whose repeats sleep in between). A nap ends on a timer, which leaves the worker where it
-# was; `_step_aside` moves it off the caller's CPU if it is there all the same.
+# was. A worker that finds itself on the caller's CPU all the same (after a nap or a sleep,
+# or after any GEMM: `serve` asks the kernel which CPU it is on, ~20 ns) moves away
+# (`_step_aside`).
 IDLE_SPIN_US = 100_000
 NAP_US = 200
 NAP_MS = 200
@@ -182,7 +184,7 @@ class _Kernels:
         if cls.spin_until is None:
             h = _handoff()
             if _BLAS.sgemm is not None and _BLAS.dgemm is not None:
-                cls.gemm, cls.serve = h.make_gemm_kernels(_BLAS.sgemm, _BLAS.dgemm)
+                cls.gemm, cls.serve = h.make_gemm_kernels(_BLAS.sgemm, _BLAS.dgemm, _GETCPU)
             cls.polls_idle = IDLE_SPIN_US * 1000 // h.POLL_NS
             cls.polls_wait = WAIT_SPIN_US * 1000 // h.POLL_NS
             cls.spin_until = h.spin_until
@@ -210,7 +212,7 @@ class _Worker:
         else:
             self.task = task
             pool.params[i, 0] = _handoff().KIND_PYTHON
-        pool.caller_cpu = _current_cpu()
+        pool.caller_cpu[0] = _current_cpu()
         pool.posted[i] = number
         if self.sleeping:
             self.wake.set()
@@ -249,14 +251,19 @@ class _Worker:
         number = 1
         while True:
             if k.serve is not None:
-                got = k.serve(posted, finished, params, i, number, k.polls_idle)
+                got = k.serve(posted, finished, params, pool.caller_cpu, i, number,
+                              k.polls_idle)
             else:
                 got = number if k.spin_until(posted, i, number, k.polls_idle) else -number
+            if got >= _handoff().STEP_ASIDE:     # on the caller's CPU: move, then go on
+                number = got - _handoff().STEP_ASIDE
+                _step_aside(int(pool.caller_cpu[0]))
+                continue
             number = abs(got)   # serve() ran the GEMM tasks before it
             if got < 0:
                 if not self._nap(posted, i, number):
                     self._sleep(posted, i, number)
-                _step_aside(pool.caller_cpu)
+                _step_aside(int(pool.caller_cpu[0]))
                 continue
             task, self.task = self.task, None
             try:
@@ -269,15 +276,17 @@ class _Worker:
 
 
 def _find_getcpu():
+    """glibc's sched_getcpu as a ctypes function, or None (not Linux with glibc)."""
     try:
-        getcpu = ctypes.CDLL(None).sched_getcpu     # glibc, Linux
-        getcpu.argtypes, getcpu.restype = [], ctypes.c_int
-        return getcpu
+        getcpu = ctypes.CDLL(None).sched_getcpu
     except (OSError, AttributeError):
-        return lambda: -1
+        return None
+    getcpu.argtypes, getcpu.restype = [], ctypes.c_int
+    return getcpu
 
 
-_current_cpu = _find_getcpu()
+_GETCPU = _find_getcpu()
+_current_cpu = _GETCPU if _GETCPU is not None else (lambda: -1)
 
 
 def _step_aside(caller_cpu):
@@ -309,7 +318,7 @@ class _Pool:
         self.finished = np.zeros(self.MAX_WORKERS, np.int64)
         self.params = np.zeros((self.MAX_WORKERS, 16), np.int64)
         self.region = threading.Lock()
-        self.caller_cpu = -1     # the CPU the last post() ran on (-1: unknown)
+        self.caller_cpu = np.full(1, -1, np.int64)   # the CPU of the last post() (-1: unknown)
 
     def reset_after_fork(self):
         threads = self.threads

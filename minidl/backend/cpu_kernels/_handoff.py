@@ -85,11 +85,23 @@ KIND_GEMM, KIND_PYTHON = 1, 2
 NO_TRANS, TRANS, ROW_MAJOR = 111, 112, 101     # the CBLAS enum values
 
 
-def make_gemm_kernels(sgemm, dgemm):
+STEP_ASIDE = 1 << 40   # added to serve()'s answer: "move off the caller's CPU, then go on"
+
+
+def make_gemm_kernels(sgemm, dgemm, getcpu):
     """(gemm, serve): Numba functions calling the given CBLAS sgemm/dgemm (ctypes functions
     whose pointer arguments are declared as 64-bit integers, which the x86-64 and AArch64
-    calling conventions pass exactly as pointers). Compiled per process: a function that
-    calls a C address cannot be cached on disk."""
+    calling conventions pass exactly as pointers) and `getcpu` (glibc's sched_getcpu, or
+    None where there is none). Compiled per process: a function that calls a C address
+    cannot be cached on disk."""
+    if getcpu is None:
+        @numba.njit(nogil=True)
+        def this_cpu():
+            return -1
+    else:
+        @numba.njit(nogil=True)
+        def this_cpu():
+            return getcpu()
 
     @numba.njit(nogil=True)
     def gemm(p):
@@ -102,10 +114,12 @@ def make_gemm_kernels(sgemm, dgemm):
                   p[B_PTR], p[LDB], 0.0, p[C_PTR], p[LDC])
 
     @numba.njit(nogil=True)
-    def serve(posted, finished, params, i, number, polls):
+    def serve(posted, finished, params, caller_cpu, i, number, polls):
         """Worker i's wait: run the GEMMs posted to it from task `number` on, marking each
         finished. Returns the number of the first task that is not a GEMM (the caller runs
-        it), or -number when task `number` has not come after `polls` polls."""
+        it), -number when task `number` has not come after `polls` polls, or number +
+        STEP_ASIDE when this thread finds itself on the CPU the caller last posted from
+        (caller_cpu[0]): the two would take turns on it (see cpu_pool._step_aside)."""
         while True:
             if not spin_until(posted, i, number, polls):
                 return -number
@@ -114,5 +128,7 @@ def make_gemm_kernels(sgemm, dgemm):
             gemm(params[i])
             finished[i] = number
             number += 1
+            if caller_cpu[0] >= 0 and this_cpu() == caller_cpu[0]:
+                return number + STEP_ASIDE
 
     return gemm, serve
