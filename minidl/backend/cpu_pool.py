@@ -9,8 +9,8 @@ Why minidl splits its work itself instead of letting OpenBLAS thread each GEMM (
   passes in between use one core. Dealt out to two threads by (batch, head) pairs or by image
   chunks, whole, the same code ran causal attention (32, 4, 128, 32) forward + backward in
   5.4 ms instead of 9.7, and the MNIST CNN's 3x3 convolution in 1.7 ms instead of 2.3.
-* A large GEMM split by rows into one half per thread runs as fast as OpenBLAS's own two
-  threads ((4096, 128) @ (128, 512): 2.02 ms against 1.97).
+* A GEMM split into one block per thread runs within 0-10 % of OpenBLAS's own two threads
+  ((4096, 128) @ (128, 384): 1.51 ms against 1.48; benchmarks/README.md has more sizes).
 * The two kinds of thread cannot be mixed: OpenBLAS's idle workers keep spinning for tens
   of milliseconds after each threaded call, so a pool of ours started meanwhile shares the
   cores with them (that attention after one 2-thread GEMM: 13.4 ms; with BLAS held at one
@@ -42,9 +42,9 @@ import numpy as np
 __all__ = ["available", "num_threads", "set_threads", "blas_held", "run", "shares", "split_range",
            "matmul"]
 
-# A GEMM of fewer multiply-adds runs whole on the calling thread: below ~4M a hand-off
-# (~15-20 us) costs more than the second thread saves (one thread does ~50 G multiply-adds
-# per second here).
+# A GEMM of fewer multiply-adds runs whole on the calling thread (~80 us of work at the ~50 G
+# multiply-adds per second one thread does here): a split's fixed costs, a few us of Python
+# to set it up and ~2 us of hand-off, would take most of what the second thread saves.
 PARALLEL_MIN_MACS = 4 << 20
 PARALLEL_MIN_ROWS = 16   # a share of a split GEMM has at least this many rows (or columns)
 # A 2-D product with fewer rows than this (and than columns) is split by columns, else by
@@ -118,6 +118,8 @@ class blas_held:
 
     def __enter__(self):
         b = _BLAS
+        if not b.looked:
+            b.find()
         if b.setter is None:
             return self
         with b.lock:
