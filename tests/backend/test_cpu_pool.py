@@ -291,3 +291,17 @@ def test_attention_and_winograd_conv_give_the_same_numbers_on_one_and_two_thread
                         y.detach().numpy(), tx.grad.numpy(), tw.grad.numpy()])
     for one, two in zip(*results[:2]):
         np.testing.assert_allclose(two, one, rtol=1e-4, atol=1e-5 * np.abs(one).max())
+
+
+def test_the_first_region_of_a_fresh_process_already_holds_blas():
+    import subprocess
+    import sys
+    code = ("from minidl.backend import cpu_pool\n"
+            "get = lambda: cpu_pool._BLAS.getter()\n"
+            "print(cpu_pool.run([get, get]), get())\n")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="2")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env=env,
+                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["[1,", "1]", "2"]
