@@ -51,6 +51,11 @@ PARALLEL_MIN_ROWS = 16   # a share of a split GEMM has at least this many rows (
 # rows (see _split_2d). Measured MLP steps: batch 64, columns 1.05-1.07 ms against rows
 # 1.09-1.11; batch 256, rows 2.93 against columns 3.6-3.7.
 COLUMN_SPLIT_MAX_ROWS = 128
+# OpenBLAS runs a GEMM of at most 65536 * 4 multiply-adds on the calling thread whatever its
+# thread count (its SMP threshold; checked here: after such GEMMs no worker of its woke and
+# spun). Those skip the hold, whose four C calls (~5 us with the lock) cost as much as the
+# product itself: an MLP step makes three such GEMMs per layer stack.
+OPENBLAS_SERIAL_MACS = 65536 * 4
 
 
 # ---- NumPy's BLAS thread count -------------------------------------------------------------
@@ -449,6 +454,8 @@ def matmul(a, b, out=None):
     stacked one by its batch.
 
     `out`, when given, must be the C-contiguous result array of the right shape and dtype."""
+    if a.ndim == 2 and b.ndim == 2 and a.shape[0] * a.shape[1] * b.shape[1] <= OPENBLAS_SERIAL_MACS:
+        return np.matmul(a, b, out=out)
     if num_threads() > 1 and a.ndim == b.ndim and a.ndim >= 2 and a.dtype == b.dtype \
             and a.dtype in _FLOAT_BLAS and a.shape[-1] == b.shape[-2]:
         if a.ndim == 2:

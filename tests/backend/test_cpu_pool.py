@@ -305,3 +305,23 @@ def test_the_first_region_of_a_fresh_process_already_holds_blas():
                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["[1,", "1]", "2"]
+
+
+def test_tiny_products_skip_the_hold_and_still_match(threads):
+    """At most OPENBLAS_SERIAL_MACS multiply-adds: OpenBLAS runs them on the caller anyway,
+    so matmul leaves the BLAS count alone for them (and gives NumPy's answer)."""
+    threads(2)
+    rng = np.random.default_rng(6)
+    a = rng.standard_normal((64, 256)).astype(np.float32)
+    b = rng.standard_normal((256, 10)).astype(np.float32)
+    assert a.shape[0] * a.shape[1] * b.shape[1] <= cpu_pool.OPENBLAS_SERIAL_MACS
+    calls = []
+    real = cpu_pool.blas_held.__enter__
+    cpu_pool.blas_held.__enter__ = lambda self: calls.append(1) or real(self)
+    try:
+        got = cpu_pool.matmul(a, b)
+        cpu_pool.matmul(np.ones((128, 256), np.float32), np.ones((256, 256), np.float32))
+    finally:
+        cpu_pool.blas_held.__enter__ = real
+    np.testing.assert_allclose(got, a.astype(np.float64) @ b, rtol=2e-5, atol=2e-4)
+    assert len(calls) == 1        # only the larger product held BLAS
