@@ -418,9 +418,17 @@ def _run_gemms(rows):
         for k, (worker, row) in enumerate(zip(helpers, rows[1:])):
             pool.numbers[k] += 1
             worker.post(pool.numbers[k], gemm_params=row)
-        _Kernels.gemm(rows[0])
-        for k, worker in enumerate(helpers):
-            worker.wait(pool.numbers[k])
+        try:
+            _Kernels.gemm(rows[0])
+            for k, worker in enumerate(helpers):
+                worker.wait(pool.numbers[k])
+        except BaseException:
+            # Interrupted (Ctrl-C) while workers still write into the caller's arrays by raw
+            # pointer: those arrays must outlive the writes, so wait for them first.
+            for k in range(len(helpers)):
+                while not _Kernels.spin_until(pool.finished, k, pool.numbers[k], 1 << 40):
+                    pass
+            raise
     finally:
         pool.region.release()
     return True

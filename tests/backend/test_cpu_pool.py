@@ -325,3 +325,25 @@ def test_tiny_products_skip_the_hold_and_still_match(threads):
         cpu_pool.blas_held.__enter__ = real
     np.testing.assert_allclose(got, a.astype(np.float64) @ b, rtol=2e-5, atol=2e-4)
     assert len(calls) == 1        # only the larger product held BLAS
+
+
+def test_an_interrupted_split_gemm_waits_for_its_workers_before_raising(threads, monkeypatch):
+    """The workers write into the caller's arrays by raw pointer: an interruption must not
+    let the caller free them first. Here the caller's own share is interrupted at once,
+    while the worker's share (a few ms of work) has only just started."""
+    threads(2)
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((1024, 1024)).astype(np.float32)
+    b = rng.standard_normal((1024, 1024)).astype(np.float32)
+    cpu_pool.matmul(a, b)                        # workers started, kernels compiled
+
+    def interrupted(row):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cpu_pool._Kernels, "gemm", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        cpu_pool.matmul(a, b)
+    pool = cpu_pool._POOL
+    assert pool.finished[0] == pool.numbers[0]   # the worker's share had finished
+    monkeypatch.undo()
+    np.testing.assert_allclose(cpu_pool.matmul(a, b), a.astype(np.float64) @ b,
+                               rtol=1e-4, atol=1e-3)
