@@ -477,7 +477,7 @@ def matmul(a, b, out=None):
 
             def batch(lo, hi):
                 np.matmul(a[lo:hi], b[lo:hi], out=out[lo:hi])
-            run([_bind(batch, lo, hi) for lo, hi in shares(a.shape[0], num_threads())])
+            split_range(a.shape[0], batch, work=PARALLEL_MIN_MACS)   # size checked above
             return out
     with blas_held():
         return np.matmul(a, b) if out is None else np.matmul(a, b, out=out)
@@ -513,7 +513,8 @@ def _split_2d(a, b, out):
         if by_columns:   # b[:, lo:hi] -> out[:, lo:hi]
             m, n, pa, pb, pc = rows, hi - lo, a_ptr, b_ptr + lo * b.strides[1], c_ptr + lo * item
         else:            # a[lo:hi] -> out[lo:hi]
-            m, n, pa, pb, pc = hi - lo, cols, a_ptr + lo * a.strides[0], b_ptr, c_ptr + lo * ldc * item
+            m, n, pa, pb = hi - lo, cols, a_ptr + lo * a.strides[0], b_ptr
+            pc = c_ptr + lo * ldc * item
         gemm_rows.append([h.KIND_GEMM, layout_a[0], layout_b[0], m, n, inner, pa, layout_a[1],
                           pb, layout_b[1], pc, ldc, double, 0, 0, 0])
     gemm_rows = np.array(gemm_rows, np.int64)
