@@ -293,6 +293,43 @@ def test_attention_and_winograd_conv_give_the_same_numbers_on_one_and_two_thread
         np.testing.assert_allclose(two, one, rtol=1e-4, atol=1e-5 * np.abs(one).max())
 
 
+def test_layer_norm_and_rms_norm_split_by_rows_match_float64_and_one_thread(threads):
+    """Inputs of PARALLEL_MIN_ELEMENTS or more are split by rows over the threads, each share
+    summing its own dweight/dbias; (2048, 512) float32 is also large enough for dx's
+    streaming stores. Both thread counts must match the float64 formulas, and each other."""
+    from minidl.backend.cpu_kernels import norm
+    rng = np.random.default_rng(11)
+    R, C = 2048, 512
+    assert R * C >= norm.PARALLEL_MIN_ELEMENTS
+    x = (rng.standard_normal((R, C)) * 2 + 0.5).astype(np.float32)
+    w, b = (rng.standard_normal(C).astype(np.float32) for _ in range(2))
+    dy = rng.standard_normal((R, C)).astype(np.float32)
+    x64, w64, dy64 = x.astype(np.float64), w.astype(np.float64), dy.astype(np.float64)
+    mean = x64.mean(1, keepdims=True)
+    rstd = 1 / np.sqrt(x64.var(1, keepdims=True) + 1e-5)
+    xhat = (x64 - mean) * rstd
+    g = dy64 * w64
+    ln_truth = (xhat * w64 + b, rstd * (g - g.mean(1, keepdims=True)
+                                        - xhat * (g * xhat).mean(1, keepdims=True)),
+                (dy64 * xhat).sum(0), dy64.sum(0))
+    rrms = 1 / np.sqrt((x64 ** 2).mean(1, keepdims=True) + 1e-6)
+    rhat = x64 * rrms
+    rms_truth = (rhat * w64, rrms * (g - rhat * (g * rhat).mean(1, keepdims=True)),
+                 (dy64 * rhat).sum(0))
+    results = []
+    for n in (1, 2):
+        threads(n)
+        y, m, r = norm.layer_norm_forward(x, w, b, 1e-5)
+        ln = (y,) + norm.layer_norm_backward(dy, x, w, m, r)
+        y, r = norm.rms_norm_forward(x, w, 1e-6)
+        rms = (y,) + norm.rms_norm_backward(dy, x, w, r)
+        for got, truth in zip(ln + rms, ln_truth + rms_truth):
+            np.testing.assert_allclose(got, truth, rtol=1e-4, atol=1e-4 * np.abs(truth).max())
+        results.append(ln + rms)
+    for one, two in zip(*results):
+        np.testing.assert_allclose(two, one, rtol=1e-5, atol=1e-5 * np.abs(one).max())
+
+
 def test_the_first_region_of_a_fresh_process_already_holds_blas():
     import subprocess
     import sys
