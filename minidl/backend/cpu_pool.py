@@ -69,6 +69,7 @@ class _Blas:
         self.looked = False
         self.setter = self.getter = None
         self.sgemm = self.dgemm = None   # CBLAS GEMMs as ctypes functions (see _handoff.py)
+        self.first_count = 1     # the count found on first look, before anything held it
         self.depth = 0           # nested blas_held() calls in progress (any thread)
         self.saved = None        # the count to put back when the outermost one ends
         self.lock = threading.Lock()
@@ -93,6 +94,7 @@ class _Blas:
                     setter.argtypes, setter.restype = [ctypes.c_int], None
                     getter.argtypes, getter.restype = [], ctypes.c_int
                     self.setter, self.getter = setter, getter
+                    self.first_count = max(1, int(getter()))
                     self._find_gemms(ctrl.dynlib, prefix, suffix)
                     return
 
@@ -344,8 +346,10 @@ def num_threads() -> int:
     held per call (see the module docstring)."""
     pool = _POOL
     if pool.threads is None:
+        # Read when BLAS was first found, not now: a first use inside a region (run() asks
+        # here once blas_held() has set BLAS to 1) would otherwise read the held count.
         _BLAS.find()
-        pool.threads = max(1, int(_BLAS.getter())) if _BLAS.getter is not None else 1
+        pool.threads = _BLAS.first_count
     return pool.threads
 
 

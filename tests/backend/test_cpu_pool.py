@@ -344,6 +344,22 @@ def test_the_first_region_of_a_fresh_process_already_holds_blas():
     assert out.stdout.split() == ["[1,", "1]", "2"]
 
 
+def test_the_thread_count_of_a_fresh_process_is_blas_count_even_if_first_asked_in_a_region():
+    """run() asks for the thread count inside blas_held(), where BLAS is held at one thread:
+    the count must be the one BLAS had before."""
+    import subprocess
+    import sys
+    code = ("from minidl.backend import cpu_pool\n"
+            "cpu_pool.run([lambda: None, lambda: None])\n"
+            "print(cpu_pool.num_threads())\n")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="2")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env=env,
+                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["2"]
+
+
 def test_tiny_products_skip_the_hold_and_still_match(threads):
     """At most OPENBLAS_SERIAL_MACS multiply-adds: OpenBLAS runs them on the caller anyway,
     so matmul leaves the BLAS count alone for them (and gives NumPy's answer)."""
