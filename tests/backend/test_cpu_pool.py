@@ -330,34 +330,33 @@ def test_layer_norm_and_rms_norm_split_by_rows_match_float64_and_one_thread(thre
         np.testing.assert_allclose(two, one, rtol=1e-5, atol=1e-5 * np.abs(one).max())
 
 
-def test_the_first_region_of_a_fresh_process_already_holds_blas():
+def _fresh_process_output(code):
+    """What `code` prints in a new Python process with OPENBLAS_NUM_THREADS=2, split into
+    words (the process must succeed)."""
     import subprocess
     import sys
-    code = ("from minidl.backend import cpu_pool\n"
-            "get = lambda: cpu_pool._BLAS.getter()\n"
-            "print(cpu_pool.run([get, get]), get())\n")
     env = dict(os.environ, OPENBLAS_NUM_THREADS="2")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, env=env,
                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["[1,", "1]", "2"]
+    return out.stdout.split()
+
+
+def test_the_first_region_of_a_fresh_process_already_holds_blas():
+    code = ("from minidl.backend import cpu_pool\n"
+            "get = lambda: cpu_pool._BLAS.getter()\n"
+            "print(cpu_pool.run([get, get]), get())\n")
+    assert _fresh_process_output(code) == ["[1,", "1]", "2"]
 
 
 def test_the_thread_count_of_a_fresh_process_is_blas_count_even_if_first_asked_in_a_region():
     """run() asks for the thread count inside blas_held(), where BLAS is held at one thread:
     the count must be the one BLAS had before."""
-    import subprocess
-    import sys
     code = ("from minidl.backend import cpu_pool\n"
             "cpu_pool.run([lambda: None, lambda: None])\n"
             "print(cpu_pool.num_threads())\n")
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="2")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120, env=env,
-                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["2"]
+    assert _fresh_process_output(code) == ["2"]
 
 
 def test_tiny_products_skip_the_hold_and_still_match(threads):
