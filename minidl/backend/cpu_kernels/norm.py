@@ -361,6 +361,8 @@ def rms_norm_backward(dy, x, weight, rstd):
 def _split_rows(x2, rows):
     """rows(lo, hi) over the rows of x2, split over minidl's threads when x2 is large; the
     shares' results in order."""
+    # split_range decides by work in multiply-adds; the norms decide by element count, so
+    # pass its threshold exactly when ours is met
     work = cpu_pool.PARALLEL_MIN_MACS if x2.size >= PARALLEL_MIN_ELEMENTS else 0
     return cpu_pool.split_range(x2.shape[0], rows, work=work)
 
