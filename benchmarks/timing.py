@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
 from pathlib import Path
@@ -31,13 +32,52 @@ def cpu_stall_us() -> float | None:
     return None
 
 
+class Statement:
+    """A candidate given as source text, timed the way `timeit` (and PyTorch's
+    `torch.utils.benchmark.Timer`) time one: the statement is compiled into the timing loop.
+
+    For sub-microsecond work the harness itself shows: calling a candidate function costs
+    ~45 ns on CPython 3.11 here, counted in every library's time alike, which pulls ratios
+    towards 1. Inside the compiled loop a repeat costs only its `for` step (~8 ns). Garbage
+    collection stays as the caller left it (timeit switches it off; an engine that makes
+    garbage must pay for collecting it).
+
+    Calling the object runs the statement once (warm-up)."""
+
+    def __init__(self, stmt: str, namespace: dict):
+        self.stmt = stmt
+        self.namespace = namespace
+        source = ("def _timed_loop(_iterations, _clock):\n"
+                  "    _t0 = _clock()\n"
+                  "    for _ in _iterations:\n"
+                  f"        {stmt}\n"
+                  "    return _clock() - _t0\n")
+        scope = {}
+        exec(compile(source, f"<statement {stmt!r}>", "exec"), namespace, scope)
+        self._timed_loop = scope["_timed_loop"]
+
+    def seconds(self, number: int) -> float:
+        """Total seconds for `number` runs of the statement."""
+        return self._timed_loop(itertools.repeat(None, number), time.perf_counter)
+
+    def __call__(self):
+        self.seconds(1)
+
+    def __repr__(self) -> str:
+        return f"Statement({self.stmt!r})"
+
+
 def time_once(fn, number: int) -> tuple[float, float | None]:
-    """Seconds per call over `number` calls, and the CPU-stall microseconds seen meanwhile."""
+    """Seconds per call over `number` calls, and the CPU-stall microseconds seen meanwhile.
+    `fn` is a callable or a `Statement`."""
     s0 = cpu_stall_us()
-    t0 = time.perf_counter()
-    for _ in range(number):
-        fn()
-    dt = (time.perf_counter() - t0) / number
+    if isinstance(fn, Statement):
+        dt = fn.seconds(number) / number
+    else:
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        dt = (time.perf_counter() - t0) / number
     s1 = cpu_stall_us()
     return dt, (None if s0 is None or s1 is None else s1 - s0)
 

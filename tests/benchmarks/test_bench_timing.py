@@ -55,3 +55,40 @@ def test_compare_settles_before_each_repeat(monkeypatch):
     # repeats, each right after a settle
     assert events.index("settle") > 0
     assert events[events.index("settle"):] == ["settle", "time"] * 6
+
+
+def test_statement_runs_its_source_in_the_namespace_once_per_timed_call():
+    """A Statement is compiled into the timing loop: `seconds(n)` runs it exactly n times, in
+    the namespace it was given, and time_once reports seconds per run."""
+    import timing
+    box = [0]
+    stmt = timing.Statement("box[0] += step", {"box": box, "step": 1})
+    assert stmt.seconds(7) >= 0 and box[0] == 7
+    per_call, _ = timing.time_once(stmt, 5)
+    assert box[0] == 12 and per_call >= 0
+    stmt()  # warm-up call: one run
+    assert box[0] == 13
+
+
+def test_statement_leaves_garbage_collection_as_it_was():
+    """timeit switches the collector off while timing; a Statement must not, or an engine that
+    makes reference cycles would be timed without paying for collecting them."""
+    import gc
+    import timing
+    seen = []
+    stmt = timing.Statement("seen.append(isenabled())", {"seen": seen, "isenabled": gc.isenabled})
+    was = gc.isenabled()
+    gc.enable()
+    try:
+        stmt.seconds(3)
+    finally:
+        if not was:
+            gc.disable()
+    assert seen == [True, True, True]
+
+
+def test_statement_with_bad_source_fails_when_made():
+    import pytest
+    import timing
+    with pytest.raises(SyntaxError):
+        timing.Statement("a +", {})
