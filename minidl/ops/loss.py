@@ -203,14 +203,20 @@ def _class_rows(op, input, target):
     return rows, target._data.reshape(-1).astype("int64", copy=False), expected
 
 
-def _check_targets(op, targets, C, ignore_index):
+def _check_targets(op, targets, C, ignore_index) -> bool:
+    """Raise unless every target is a class in [0, C) or ignore_index. Returns True when no
+    target is ignore_index (then a 'mean' divides by the row count, with no pass to count)."""
     if targets.size == 0:
-        return
+        return False  # no rows: a 'mean' is 0/0, NaN as in PyTorch, by the general path
+    low, high = int(targets.min()), int(targets.max())
+    if low >= 0 and high < C:  # the common case: two reductions instead of a mask's five passes
+        return not low <= ignore_index <= high
     bad = ((targets < 0) | (targets >= C)) & (targets != ignore_index)
     if bool(bad.any()):
         value = int(targets[bad][0])
         raise IndexError(f"{op}: target {value} is out of bounds: expected class indices in "
                          f"[0, {C - 1}] (or ignore_index={ignore_index})")
+    return False
 
 
 def _class_weight(op, weight, input, C):
@@ -225,13 +231,17 @@ def _class_weight(op, weight, input, C):
     return input._be.xp.ascontiguousarray(weight._data)
 
 
-def _reduce_rows(loss_rows, targets, weight, ignore_index, reduction, target_shape):
-    """Reduce per-row losses; 'mean' divides by the total weight of the non-ignored rows."""
+def _reduce_rows(loss_rows, targets, weight, ignore_index, reduction, target_shape,
+                 all_kept=False):
+    """Reduce per-row losses; 'mean' divides by the total weight of the non-ignored rows.
+    all_kept: no target is ignore_index (from _check_targets)."""
     if reduction == "none":
         return loss_rows.reshape(target_shape)
     total = loss_rows.sum()
     if reduction == "sum":
         return total
+    if weight is None and all_kept:
+        return total / float(targets.size)
     kept = targets != ignore_index
     if weight is None:
         denominator = float(kept.sum())
@@ -268,10 +278,10 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
         raise TypeError(f"{op}: target must hold class indices (int64) or class probabilities "
                         f"(float), got {target.dtype}")
     rows, targets, target_shape = _class_rows(op, input, target)
-    _check_targets(op, targets, C, ignore_index)
+    all_kept = _check_targets(op, targets, C, ignore_index)
     w = _class_weight(op, weight, input, C)
     loss = CrossEntropy.apply(rows, targets, w, int(ignore_index), float(label_smoothing))
-    return _reduce_rows(loss, targets, w, ignore_index, reduction, target_shape)
+    return _reduce_rows(loss, targets, w, ignore_index, reduction, target_shape, all_kept)
 
 
 def _cross_entropy_probabilities(op, input, target, weight, ignore_index, reduction, smoothing,
@@ -307,7 +317,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
         raise TypeError(f"{op}: target must hold class indices (int64), got {target.dtype}")
     C = input.shape[1] if input.ndim >= 2 else input.shape[0]
     rows, targets, target_shape = _class_rows(op, input, target)
-    _check_targets(op, targets, C, ignore_index)
+    all_kept = _check_targets(op, targets, C, ignore_index)
     w = _class_weight(op, weight, input, C)
     xp = input._be.xp
     kept = targets != ignore_index
@@ -316,7 +326,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
     index = Tensor._wrap(safe[:, None], input._be, None, 0)
     picked = rows.gather(1, index).squeeze(1)
     loss = -picked * Tensor._wrap(coef.astype(input._data.dtype, copy=False), input._be, None, 0)
-    return _reduce_rows(loss, targets, w, ignore_index, reduction, target_shape)
+    return _reduce_rows(loss, targets, w, ignore_index, reduction, target_shape, all_kept)
 
 
 # ---- binary classification ----------------------------------------------------------------

@@ -62,6 +62,10 @@ def require_class_targets(op: str, target, num_classes: int, ignore_index: int) 
     """Every target is a class in [0, num_classes) or equals ignore_index."""
     if target.size == 0:
         return
+    # the common case in two reductions: every target a class (a mask of the bad ones below
+    # costs five passes over the targets, ~4 us of a 4096-row cross-entropy's ~90)
+    if int(target.min()) >= 0 and int(target.max()) < num_classes:
+        return
     bad = ((target < 0) | (target >= num_classes)) & (target != ignore_index)
     if bool(bad.any()):
         position = int(bad.nonzero()[0][0])
