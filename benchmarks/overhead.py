@@ -8,7 +8,7 @@ Two rows, each timed side by side with PyTorch (same 2 threads) when it is insta
 Target: minidl at or below 0.5x PyTorch's time.
 
 Each row is a statement compiled into the timing loop (`timing.Statement`, as `timeit` does),
-not a function the loop calls: at these sizes a wrapper's call (~45 ns) would be a visible
+not a function the loop calls: at these sizes a wrapper's call (~35-45 ns) would be a visible
 part of both libraries' times.
 """
 from __future__ import annotations

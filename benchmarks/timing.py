@@ -37,7 +37,7 @@ class Statement:
     `torch.utils.benchmark.Timer`) time one: the statement is compiled into the timing loop.
 
     For sub-microsecond work the harness itself shows: calling a candidate function costs
-    ~45 ns on CPython 3.11 here, counted in every library's time alike, which pulls ratios
+    ~35-45 ns on CPython 3.11 here, counted in every library's time alike, which pulls ratios
     towards 1. Inside the compiled loop a repeat costs only its `for` step (~8 ns). Garbage
     collection stays as the caller left it (timeit switches it off; an engine that makes
     garbage must pay for collecting it).
