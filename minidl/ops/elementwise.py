@@ -9,7 +9,7 @@ from __future__ import annotations
 import operator
 
 from .. import dtypes as _dt
-from ..autograd.function import Function, apply2, shape_only_binary
+from ..autograd.function import Function, apply1, apply2, shape_only_binary
 from ..autograd.grad_mode import _state
 from ..tensor import _wrap
 from ._util import Tensor, binary_operands, sum_to_shape, promote_for_scalar
@@ -175,6 +175,130 @@ class Pow(Function):
         return ga, gb
 
 
+# ---- a float Tensor and a Python number ---------------------------------------------------
+# `x * 0.5`, `1 - p`, `x / scale`, `x ** 2`: a float Tensor meets a Python float or int, and
+# the result keeps the Tensor's dtype (NumPy 2 treats the number as "weak", which is exactly
+# PyTorch's rule). These ops run through `apply1` with the number as a constant: a number
+# never broadcasts the Tensor, so there are no shapes to keep, and nothing turns the number
+# into an array. Their backwards use minidl ops, so they differentiate again. Every other
+# mix (an int or bool Tensor, a NumPy scalar, a bool) takes the general path of add, mul,
+# ... below, which promotes first.
+_PY_NUMBER = (float, int)   # `type(v) in _PY_NUMBER` is False for bool, a subclass of int
+
+
+def _float_tensor_and_number(t, v) -> bool:
+    return type(v) in _PY_NUMBER and isinstance(t, Tensor) and t._data.dtype.kind == "f"
+
+
+class _WithNumber(Function):
+    """A node named after its op, as PyTorch names both forms: `(x * 2).grad_fn` is a
+    MulBackward, like `(x * y).grad_fn`."""
+    op_name = ""
+
+    def name(self) -> str:
+        return self.op_name + "Backward"
+
+
+class AddScalar(_WithNumber):
+    """x + s."""
+    op_name = "Add"
+    array_op = operator.add
+
+    @staticmethod
+    def forward(ctx, x, s):
+        return x + s
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+class SubScalar(_WithNumber):
+    """x - s."""
+    op_name = "Sub"
+    array_op = operator.sub
+
+    @staticmethod
+    def forward(ctx, x, s):
+        return x - s
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+class RsubScalar(_WithNumber):
+    """s - x."""
+    op_name = "Rsub"
+
+    @staticmethod
+    def array_op(x, s):
+        return s - x
+
+    @staticmethod
+    def forward(ctx, x, s):
+        return s - x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -grad
+
+
+class MulScalar(_WithNumber):
+    """x * s: d/dx = s."""
+    op_name = "Mul"
+    array_op = operator.mul
+
+    @staticmethod
+    def forward(ctx, x, s):
+        ctx.factor = s
+        return x * s
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.factor
+
+
+class DivScalar(_WithNumber):
+    """x / s: d/dx = 1 / s (divided, not multiplied by 1 / s, which rounds differently)."""
+    op_name = "Div"
+    array_op = operator.truediv
+
+    @staticmethod
+    def forward(ctx, x, s):
+        ctx.divisor = s
+        return x / s
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad / ctx.divisor
+
+
+class PowScalar(_WithNumber):
+    """x ** n: d/dx = n x^(n-1), taken as 0 everywhere when n == 0 (not 0 * x^-1 = nan at 0)."""
+    op_name = "Pow"
+
+    @staticmethod
+    def forward(ctx, x, n):
+        ctx.save_for_backward(ctx.inputs[0])
+        ctx.exponent = n
+        if n == 2:
+            return x * x            # exact, and cheaper than the general power
+        if n == 0.5:
+            return ctx._be.xp.sqrt(x)
+        return x ** n
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        n = ctx.exponent
+        if n == 0:
+            return grad * 0.0
+        if n == 2:
+            return grad * (x * 2.0)
+        return grad * (x ** (n - 1) * n)
+
+
 class Neg(Function):
     array_op = operator.neg
 
@@ -189,6 +313,11 @@ class Neg(Function):
 
 def _add(a, b, alpha=1):
     """a + alpha * b, broadcasting, with PyTorch's dtype promotion."""
+    if alpha == 1:
+        if _float_tensor_and_number(a, b):
+            return apply1(AddScalar, a, b)
+        if _float_tensor_and_number(b, a):
+            return apply1(AddScalar, b, a)       # number + tensor: addition commutes exactly
     if alpha != 1:
         b = mul(b, alpha)
     a, b = binary_operands(a, b)
@@ -199,6 +328,11 @@ def _add(a, b, alpha=1):
 
 def _sub(a, b, alpha=1):
     """a - alpha * b, broadcasting, with PyTorch's dtype promotion."""
+    if alpha == 1:
+        if _float_tensor_and_number(a, b):
+            return apply1(SubScalar, a, b)
+        if _float_tensor_and_number(b, a):
+            return apply1(RsubScalar, b, a)
     if alpha != 1:
         b = mul(b, alpha)
     a, b = binary_operands(a, b)
@@ -230,6 +364,10 @@ def sub(a, b, alpha=1):
 def mul(a, b):
     if type(a) is Tensor and type(b) is Tensor and a._data.dtype is b._data.dtype:
         return apply2(Mul, a, b)
+    if _float_tensor_and_number(a, b):
+        return apply1(MulScalar, a, b)
+    if _float_tensor_and_number(b, a):
+        return apply1(MulScalar, b, a)           # multiplication commutes exactly
     a, b = binary_operands(a, b)
     if not isinstance(a, Tensor):
         a, b = b, a
@@ -241,6 +379,8 @@ def div(a, b, rounding_mode=None):
     if (rounding_mode is None and type(a) is Tensor and type(b) is Tensor
             and a._data.dtype is b._data.dtype and a._data.dtype.kind == "f"):
         return apply2(Div, a, b)
+    if rounding_mode is None and _float_tensor_and_number(a, b):
+        return apply1(DivScalar, a, b)
     a, b = binary_operands(a, b)
     if rounding_mode is not None:
         return _rounded_div(a, b, rounding_mode)
@@ -269,10 +409,13 @@ def _rounded_div(a, b, mode):
 
 
 def pow(a, b):
-    if isinstance(a, Tensor) and isinstance(b, (int, float)) and not isinstance(b, bool):
-        a = promote_for_scalar(a, b)
-        return Pow.apply(a, b)
-    a, b = binary_operands(a, b)
+    if _float_tensor_and_number(a, b):
+        return apply1(PowScalar, a, b)
+    a, b = binary_operands(a, b)     # a NumPy scalar becomes a Python number, as in PyTorch
+    if isinstance(a, Tensor) and type(b) in _PY_NUMBER:
+        if a._data.dtype.kind == "f":
+            return apply1(PowScalar, a, b)
+        return Pow.apply(promote_for_scalar(a, b), b)    # int tensor ** 2.5 is a float tensor
     if not isinstance(a, Tensor):
         b = promote_for_scalar(b, a)
     return Pow.apply(a, b)
