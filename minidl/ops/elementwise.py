@@ -140,19 +140,13 @@ class Div(Function):
 class Pow(Function):
     @staticmethod
     def forward(ctx, a, b):
-        xp = ctx._be.xp
+        # a Tensor exponent (a Tensor base with a number exponent is PowScalar, below)
         ctx.save_for_backward(*ctx.inputs)
         try:  # direct .shape reads: half the cost of getattr with a default
             ctx.shapes = (a.shape, b.shape)
-        except AttributeError:  # a Python number operand (x + 2.0)
+        except AttributeError:  # a Python number base (2.0 ** x)
             ctx.shapes = (getattr(a, "shape", ()), getattr(b, "shape", ()))
-        if isinstance(b, (int, float)):
-            if b == 2:
-                return a * a
-            if b == 0.5:
-                return xp.sqrt(a)
-            return a ** b
-        return xp.power(a, b)
+        return ctx._be.xp.power(a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -161,12 +155,7 @@ class Pow(Function):
         na, nb = ctx.needs_input_grad
         ga = gb = None
         if na:
-            if isinstance(b, (int, float)):
-                # d(a^n)/da = n a^(n-1); n == 0 gives 0 everywhere (not 0 * a^-1 = nan at 0)
-                ga = grad * 0.0 if b == 0 else grad * (b * a ** (b - 1))
-            else:
-                ga = grad * b * a ** (b - 1)
-            ga = sum_to_shape(ga, sa)
+            ga = sum_to_shape(grad * b * a ** (b - 1), sa)
         if nb:
             # d(a^b)/db = a^b log(a); PyTorch takes it as 0 where a == 0 (and b >= 0)
             a_t = a if isinstance(a, Tensor) else Tensor._wrap(ctx._be.xp.asarray(a, dtype=b._data.dtype), ctx._be, None, 0)
@@ -412,10 +401,8 @@ def pow(a, b):
     if _float_tensor_and_number(a, b):
         return apply1(PowScalar, a, b)
     a, b = binary_operands(a, b)     # a NumPy scalar becomes a Python number, as in PyTorch
-    if isinstance(a, Tensor) and type(b) in _PY_NUMBER:
-        if a._data.dtype.kind == "f":
-            return apply1(PowScalar, a, b)
-        return Pow.apply(promote_for_scalar(a, b), b)    # int tensor ** 2.5 is a float tensor
+    if isinstance(a, Tensor) and isinstance(b, (int, float)):    # a bool too: x ** True
+        return apply1(PowScalar, promote_for_scalar(a, b), b)  # int tensor ** 2.5: a float one
     if not isinstance(a, Tensor):
         b = promote_for_scalar(b, a)
     return Pow.apply(a, b)
